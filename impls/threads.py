@@ -1,0 +1,39 @@
+"""Pin and record the thread pools that decide how fast CPU code runs.
+
+BLAS (OpenBLAS/MKL behind NumPy) and OpenMP pools are limited with threadpoolctl;
+PyTorch's and Numba's own pools through each implementation's ``set_threads``.
+Only libraries already imported are touched, so asking does not import torch.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+_limits = None  # kept alive: the limit lasts as long as this object
+
+
+def pin(n: int | None) -> None:
+    """Limit BLAS/OpenMP pools to n threads (None leaves the libraries' defaults)."""
+    global _limits
+    if n is None:
+        return
+    if n < 1:
+        from .errors import ConfigError
+        raise ConfigError(f"--threads must be >= 1, got {n}")
+    _limits = threadpool_limits(limits=n)
+
+
+def info(net=None) -> dict:
+    """Thread counts in force: each native pool, plus the implementation's own."""
+    record = {"cpus": os.cpu_count()}
+    for pool in threadpool_info():
+        record[f"{pool['user_api']}:{pool['internal_api']}"] = pool["num_threads"]
+    if "torch" in sys.modules:
+        record["torch"] = sys.modules["torch"].get_num_threads()
+    if "numba" in sys.modules:
+        record["numba"] = sys.modules["numba"].get_num_threads()
+    if net is not None:
+        record.update(net.threads())
+    return record
