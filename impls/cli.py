@@ -58,7 +58,8 @@ def cmd_train(args) -> int:
         net.set_threads(args.threads)
     data = load_dataset(args.data)
     print(f"{net.name} on {preset.name} (seed {args.seed}, batch {preset.batch_size or 'full'}, "
-          f"lr {preset.lr}, dtype {net.spec.dtype}); threads {threads.info(net)}")
+          f"lr {preset.lr}, dtype {net.spec.dtype})")
+    print("threads: " + ", ".join(f"{k}={v}" for k, v in threads.info(net).items()))
     print(f"{'epoch':>5} {'seconds':>9} {'cost':>10} {'test acc':>9}")
 
     def show(r):

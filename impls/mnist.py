@@ -1,13 +1,9 @@
 """MNIST: find, download, validate and load the four standard IDX files.
 
-Files are looked for in an explicit directory (``--data`` / ``$NNBENCH_DATA``),
-its torchvision layout ``MNIST/raw``, then the cache; if none holds all four,
-the official ``.gz`` archives are downloaded into the cache. Local files are
-checked by structure (magic, dims, exact length, label range), not by archive
-md5, because a correct copy may be re-compressed (see the provided data's
-README). Downloads are checked against the official md5s and written
-atomically, so the cache never holds a partial file. Every problem a user can
-fix is raised as a one-line ``DataError``.
+Local files (``--data``/$NNBENCH_DATA, its torchvision ``MNIST/raw``, the cache) are
+checked by structure, not by archive md5, since a correct copy may be re-compressed.
+Downloads are checked against the official md5s and written atomically, so the cache
+never holds a partial file. Every problem a user can fix is a one-line DataError.
 """
 
 from __future__ import annotations
@@ -38,14 +34,14 @@ MD5 = {  # of the official .gz archives, as torchvision checks them
     "test_images": "9fb629c4189551a2d022fa330f9573f3",
     "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# torchvision's mirrors, in its order
 MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
 DATA_ENV = "NNBENCH_DATA"
 CACHE_ENV = "NNBENCH_CACHE"
 MIRRORS_ENV = "NNBENCH_MNIST_MIRRORS"
 
 _MAGIC = {"images": 2051, "labels": 2049}  # 0x0803 / 0x0801: ubyte, 3 / 1 dims
-_HEADER = {"images": 16, "labels": 8}
-_CHUNK = 1 << 16
+_HEADER = {"images": 16, "labels": 8}  # bytes: magic, count (and rows, cols)
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ class Mnist:
 
 
 class _NetworkError(DataError):
-    """A download failed for lack of a usable network, not because of bad data."""
+    """No mirror could be reached: load_mnist turns this into "where to put the files"."""
 
 
 def cache_dir() -> Path:
@@ -71,32 +67,29 @@ def cache_dir() -> Path:
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Directories searched, in order: data_dir (else $NNBENCH_DATA), its MNIST/raw, the cache."""
-    dirs = []
+    """Absolute directories searched, in order, without duplicates: data_dir (else
+    $NNBENCH_DATA), its torchvision layout <dir>/MNIST/raw, then cache_dir()."""
     explicit = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
+    dirs = []
     if explicit is not None:
         root = Path(explicit).expanduser()
         dirs += [root, root / "MNIST" / "raw"]
-    dirs.append(cache_dir())
-    unique: list[Path] = []
-    for d in dirs:
-        if d.absolute() not in (u.absolute() for u in unique):
-            unique.append(d)
-    return unique
+    return list(dict.fromkeys(d.absolute() for d in dirs + [cache_dir()]))
 
 
 def read_idx(path: str | os.PathLike, kind: str) -> np.ndarray:
-    """Read and validate one IDX file (gzip if the name ends in .gz, else raw).
+    """Read and validate one IDX file, gzip-compressed if its name ends in .gz.
 
-    kind is "images" (returns uint8 (n, 28, 28)) or "labels" (uint8 (n,), all 0..9).
-    Any unreadable, corrupt, truncated or malformed file raises DataError.
+    kind "images" returns uint8 (n, 28, 28); kind "labels" returns uint8 (n,) in 0..9.
+    An unreadable, corrupt, truncated or malformed file raises DataError.
     """
     if kind not in _MAGIC:
         raise ValueError(f"kind must be 'images' or 'labels', not {kind!r}")
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        data = gzip.decompress(raw) if path.suffix == ".gz" else raw
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # before OSError: BadGzipFile is one
         raise DataError(f"{path}: corrupt or truncated gzip stream ({e or type(e).__name__})") from e
     except OSError as e:
@@ -104,21 +97,20 @@ def read_idx(path: str | os.PathLike, kind: str) -> np.ndarray:
 
     header = _HEADER[kind]
     if len(data) < header:
-        raise DataError(f"{path}: {len(data)} bytes is too short for an IDX {kind} header ({header} bytes)")
+        raise DataError(f"{path}: {len(data)} bytes is too short for an IDX {kind} header")
     magic, count = int.from_bytes(data[0:4], "big"), int.from_bytes(data[4:8], "big")
     if magic != _MAGIC[kind]:
         raise DataError(f"{path}: bad magic number {magic} (expected {_MAGIC[kind]} for IDX {kind})")
     shape: tuple[int, ...] = (count,)
     if kind == "images":
-        rows, cols = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
-        if (rows, cols) != (28, 28):
-            raise DataError(f"{path}: images are {rows}x{cols}, expected 28x28")
-        shape = (count, rows, cols)
-    expected = int(np.prod(shape))
-    if len(data) - header != expected:
+        shape = (count, int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big"))
+        if shape[1:] != (28, 28):
+            raise DataError(f"{path}: images are {shape[1]}x{shape[2]}, expected 28x28")
+    expected = count * (784 if kind == "images" else 1)
+    if len(data) - header != expected:  # truncated, or trailing garbage
         raise DataError(f"{path}: header says {count} {kind} ({expected} bytes of data) "
                         f"but the file holds {len(data) - header} bytes")
-    # copy() so callers get a writable array, not a view of the immutable file bytes
+    # copy(): a writable array that callers may shuffle in place, not a view of immutable bytes
     arr = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
     if kind == "labels" and arr.size and arr.max() > 9:
         i = int(np.argmax(arr > 9))
@@ -127,53 +119,40 @@ def read_idx(path: str | os.PathLike, kind: str) -> np.ndarray:
 
 
 def _file_in(directory: Path, name: str) -> Path | None:
-    """name or name.gz in directory, preferring raw (no decompression needed)."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _files_in(directory: Path) -> dict[str, Path] | None:
-    """All four files in one directory, or None if any is missing."""
-    found = {key: _file_in(directory, name) for key, name in FILES.items()}
-    return None if None in found.values() else found  # type: ignore[return-value]
+    """name or name.gz in directory; raw wins if both exist (it needs no decompression)."""
+    return next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
 
 
 def find_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path] | None:
-    """The four files from the first of search_dirs(data_dir) holding all of them, else None.
+    """The four files from the first of search_dirs(data_dir) that holds all of them.
 
-    Each may be raw or .gz; if both exist, the raw file is used.
+    Each file may be raw or .gz, independently; where both exist the raw one is used.
+    Returns None if no directory holds all four.
     """
     for directory in search_dirs(data_dir):
-        found = _files_in(directory)
-        if found is not None:
-            return found
+        found = {key: _file_in(directory, name) for key, name in FILES.items()}
+        if None not in found.values():
+            return found  # type: ignore[return-value]
     return None
 
 
-def _kind(key: str) -> str:
-    return key.split("_")[1]
-
-
 def _fetch(url: str, target: Path, expected_md5: str, timeout: float) -> str | None:
-    """Download url to target atomically; return None on success, else the actual md5.
+    """Download url to target atomically; return None on success, else the md5 received.
 
-    Network failures propagate (OSError, HTTPException). The temp file lives in the
-    target's directory so os.replace is atomic, and is removed on any failure.
+    Network failures propagate. The temp file sits beside target so os.replace is atomic,
+    and it is removed on every failure, so target is either complete and verified or absent.
     """
     tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part",
                                       delete=False)
     try:
-        digest = hashlib.md5()
+        digest, received = hashlib.md5(), 0
         with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
-            received = 0
-            while chunk := response.read(_CHUNK):
+            while chunk := response.read(1 << 16):
                 digest.update(chunk)
                 tmp.write(chunk)
                 received += len(chunk)
-            # http.client returns a short body silently at EOF, so check the length ourselves
+            # http.client ends a short body silently at EOF, so compare with the promised length
             if length is not None and length.isdigit() and received != int(length):
                 raise http.client.IncompleteRead(b"", int(length) - received)
             tmp.flush()
@@ -183,46 +162,45 @@ def _fetch(url: str, target: Path, expected_md5: str, timeout: float) -> str | N
             return digest.hexdigest()
         os.replace(tmp.name, target)
         return None
-    except BaseException:
+    except BaseException:  # Ctrl-C included: never leave a partial file
         Path(tmp.name).unlink(missing_ok=True)
         raise
 
 
-def _describe(e: BaseException) -> str:
+def _describe(e: Exception) -> str:
     if isinstance(e, http.client.IncompleteRead):
-        return f"transfer cut short ({e.expected} bytes missing)"
-    reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
-    return str(reason) or type(e).__name__
+        return f"transfer cut short, {e.expected} bytes missing"
+    return str(getattr(e, "reason", None) or e) or type(e).__name__
 
 
 def download(dest: Path, mirrors: list[str] | None = None, md5: dict[str, str] | None = None,
              timeout: float = 30.0) -> None:
-    """Download the four .gz archives into dest, trying each mirror in turn per file.
+    """Download the four .gz archives into dest, trying each mirror in turn for each file.
 
-    mirrors defaults to $NNBENCH_MNIST_MIRRORS (comma-separated), else MIRRORS; md5 to MD5.
-    Files already in dest that read as valid IDX are kept. Raises DataError if every mirror
-    returned a wrong checksum for a file, or (as a subclass) if none could be reached.
+    mirrors defaults to $NNBENCH_MNIST_MIRRORS (comma-separated base URLs), else MIRRORS;
+    md5 defaults to MD5. A file already in dest (raw or .gz) that reads as valid IDX is kept;
+    an invalid one is removed and fetched again. Raises DataError if every mirror that
+    answered sent bytes with the wrong md5, or if no mirror could be reached at all.
     """
     if mirrors is None:
-        env = os.environ.get(MIRRORS_ENV, "")
-        mirrors = [m.strip() for m in env.split(",") if m.strip()] or MIRRORS
+        mirrors = [m.strip() for m in os.environ.get(MIRRORS_ENV, "").split(",") if m.strip()]
+        mirrors = mirrors or MIRRORS
     md5 = MD5 if md5 is None else md5
     dest = Path(dest)
     for key, name in FILES.items():
         present = _file_in(dest, name)
         if present is not None:
             try:
-                read_idx(present, _kind(key))
+                read_idx(present, key.split("_")[1])
                 continue
             except DataError:
-                pass  # damaged cache entry: download a fresh copy over it
-        target = dest / f"{name}.gz"
-        mismatch, failures = None, []
+                present.unlink()  # else a damaged raw file would shadow the fresh .gz
+        target, mismatch, failures = dest / f"{name}.gz", None, []
         for base in mirrors:
             url = base.rstrip("/") + "/" + target.name
             try:
                 actual = _fetch(url, target, md5[key], timeout)
-            except (OSError, http.client.HTTPException, ValueError) as e:
+            except (OSError, http.client.HTTPException, ValueError) as e:  # ValueError: bad URL
                 failures.append(f"{url}: {_describe(e)}")
                 continue
             if actual is None:
@@ -231,15 +209,16 @@ def download(dest: Path, mirrors: list[str] | None = None, md5: dict[str, str] |
         else:
             if mismatch is not None:
                 raise DataError(f"{target.name}: checksum mismatch from every mirror that answered "
-                                f"(expected md5 {md5[key]}, got {mismatch}); not saved")
+                                f"(expected md5 {md5[key]}, got {mismatch}); nothing saved")
             raise _NetworkError(f"could not download {target.name}: " + "; ".join(failures))
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, *, download_missing: bool = True,
                md5: dict[str, str] | None = None) -> Mnist:
-    """Find (or download into cache_dir()), validate and load MNIST.
+    """Find MNIST (see search_dirs), downloading it into cache_dir() if it is nowhere.
 
-    md5 overrides the archive checksums used for a download (tests, private mirrors).
+    Every file is validated by read_idx, and image and label counts must agree.
+    md5 overrides the archive checksums a download is checked against (tests, private mirrors).
     """
     files = find_files(data_dir)
     if files is None:
@@ -256,9 +235,9 @@ def load_mnist(data_dir: str | os.PathLike | None = None, *, download_missing: b
             raise DataError(f"MNIST not found in {dirs} and the download failed ({e}); {how}") from e
         except OSError as e:
             raise DataError(f"cannot write the MNIST cache {dest}: {e.strerror or e}") from e
-        files = _files_in(dest)
+        files = find_files(data_dir)
         assert files is not None, "download() returned without all four files"
-    arrays = {key: read_idx(path, _kind(key)) for key, path in files.items()}
+    arrays = {key: read_idx(path, key.split("_")[1]) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
@@ -269,6 +248,6 @@ def load_mnist(data_dir: str | os.PathLike | None = None, *, download_missing: b
 
 def as_float(images: np.ndarray) -> np.ndarray:
     """uint8 images (n, 28, 28) -> a new float32 (n, 784) array scaled to [0, 1]."""
-    out = images.reshape(len(images), -1).astype(np.float32)  # astype copies: the input is untouched
+    out = images.reshape(len(images), -1).astype(np.float32)  # astype copies; input untouched
     out /= 255.0
     return out

@@ -1,7 +1,14 @@
-"""Shared fixtures: the implementations to parametrize over, and MNIST loaded once."""
+"""Shared fixtures: the implementations to parametrize over, MNIST loaded once,
+and small IDX files with an isolated data/cache environment for loader tests."""
+import gzip
 import os
+import socket
+from pathlib import Path
 
+import numpy as np
 import pytest
+
+from impls import mnist as mnist_module
 
 from impls import REGISTRY, available
 from impls.errors import DataError
@@ -30,3 +37,52 @@ def mnist():
         if os.environ.get("NNBENCH_DATA"):
             raise
         pytest.skip(f"real MNIST not available: {exc}")
+
+
+def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):
+    """Write four valid IDX files into directory and return the arrays written.
+
+    overrides maps a FILES key to raw (decompressed) bytes to write instead, so a
+    test can corrupt exactly one file. Returns {key: array}.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    for key, arr in arrays.items():
+        data = (overrides or {}).get(key, idx_bytes(arr))
+        name = mnist_module.FILES[key] + (".gz" if gz else "")
+        (directory / name).write_bytes(gzip.compress(data) if gz else data)
+    return arrays
+
+
+def idx_bytes(arr, magic=None):
+    """IDX encoding of a uint8 array: big-endian magic, dims, then the bytes."""
+    magic = magic if magic is not None else 0x0800 + arr.ndim
+    dims = b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return magic.to_bytes(4, "big") + dims + arr.tobytes()
+
+
+def free_port():
+    """A local port nothing listens on (bound then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """Point every data/cache location into tmp_path and forbid real downloads."""
+    monkeypatch.delenv(mnist_module.DATA_ENV, raising=False)
+    monkeypatch.setenv(mnist_module.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(mnist_module.MIRRORS_ENV, f"http://127.0.0.1:{free_port()}/")
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
