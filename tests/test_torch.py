@@ -6,12 +6,13 @@ import contextlib
 
 import numpy as np
 import pytest
-import torch
 
 from impls import available, create, threads
 from impls.check import assert_close, random_problem
 from impls.errors import UnavailableError
 from impls.spec import NetworkSpec, init_params
+
+torch = pytest.importorskip("torch")
 
 CUDA_REASON = "no CUDA device here; the CUDA variants are checked where one is present"
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason=CUDA_REASON))]
