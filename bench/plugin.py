@@ -21,6 +21,7 @@ import importlib.metadata
 import os
 import shlex
 import sys
+import time
 
 import pytest
 
@@ -29,7 +30,7 @@ from impls.presets import PRESETS
 from .harness import MODES, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
-LOAD_AT_START = pytest.StashKey[float]()
+CPU_AT_START = pytest.StashKey[tuple]()
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
 
 
@@ -56,12 +57,30 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    # Another process on the CPUs skews every timing; the 1-minute load average says whether one was.
-    config.stash[LOAD_AT_START] = _load()
+    config.stash[CPU_AT_START] = _cpu_clock()
 
 
-def _load() -> float | None:
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+def _cpu_clock():
+    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds of this process), or None
+    where /proc/stat is missing (not Linux)."""
+    try:
+        with open("/proc/stat") as fh:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, fh.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    own = os.times()
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
+
+
+def other_processes_share(config) -> float | None:
+    """Fraction of the machine's CPU time that other processes used during this session: another
+    process on the CPUs skews every timing, so the record says whether there was one."""
+    start, end = config.stash.get(CPU_AT_START, None), _cpu_clock()
+    if not start or not end or end[0] <= start[0]:
+        return None
+    others = (end[1] - start[1]) - (end[2] - start[2])
+    return max(0.0, others / ((end[0] - start[0]) * (os.cpu_count() or 1)))
 
 
 # -- outcomes ------------------------------------------------------------------------------
@@ -123,7 +142,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "command": os.environ.get("NNBENCH_COMMAND")
                    or shlex.join(["pytest", *map(str, config.invocation_params.args)]),
         "gemm_peak_gflops": measured_peak(),
-        "loadavg": {"start": config.stash.get(LOAD_AT_START, None), "end": _load()},
+        "other_processes_cpu_share": other_processes_share(config),
         "available": available(),
         "session": "failed" if session_failed(config) else "passed",
         "outcomes": list(outcomes.values()),

@@ -313,7 +313,7 @@ def machine_section(run: Run) -> str:
                      f"{b.get('architecture')}, {b.get('num_threads')} threads)" for b in nn.get("blas", []))
     versions = ", ".join(f"{k} {v}" for k, v in nn.get("versions", {}).items() if v)
     peak = meta.get("gemm_peak_gflops") or {}
-    load = meta.get("loadavg") or {}
+    others = meta.get("other_processes_cpu_share")
     commit = run.commit
     rows = [
         ("command", f"`{meta.get('command')}`"),
@@ -332,8 +332,9 @@ def machine_section(run: Run) -> str:
         ("GPU", nn.get("gpu") or "none"),
         ("Python", f"{m.get('python_implementation')} {m.get('python_version')}"),
         ("libraries", versions),
-        ("load average", f"{load.get('start', '?')} at start, {load.get('end', '?')} at end "
-                         "(1-minute; above ~0.5 another process shared the CPUs)"),
+        ("other processes", "not measured" if others is None else
+         f"{100 * others:.1f}% of the machine's CPU time during the run"
+         + (" ⚠ they competed with the benchmarks" if others > 0.05 else "")),
     ]
     return tabulate(rows, headers=["", ""], tablefmt="github", disable_numparse=True) + "\n"
 
