@@ -14,6 +14,8 @@ import numpy as np
 #: a timing whose IQR (or, with few rounds, whose range) exceeds this fraction of its median is flagged
 UNSTABLE = 0.10
 FEW_ROUNDS = 5
+#: other processes using more than this share of the machine's CPU time make timings unreliable (flagged)
+OTHERS_WARN = 0.05
 #: an epoch estimated to take longer than this (seconds) is timed on a tenth of the training set
 EPOCH_SUBSET_ABOVE = 4.0
 #: the test id of every implementation's oracle (impls.check compares against it)

@@ -27,7 +27,7 @@ import pytest
 
 from impls.presets import PRESETS
 
-from .harness import MODES, measured_peak
+from .harness import MODES, OTHERS_WARN, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
 CPU_AT_START = pytest.StashKey[tuple]()
@@ -147,6 +147,19 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "session": "failed" if session_failed(config) else "passed",
         "outcomes": list(outcomes.values()),
     }
+
+
+@pytest.hookimpl(tryfirst=True)   # before pytest-benchmark's summary, which raises on a regression
+def pytest_terminal_summary(terminalreporter, config):
+    bs = getattr(config, "_benchmarksession", None)
+    share = other_processes_share(config)
+    if bs is None or not bs.benchmarks or share is None:
+        return
+    busy = share > OTHERS_WARN
+    terminalreporter.write_line(
+        f"nnbench: other processes used {100 * share:.1f}% of the machine's CPU time during this session"
+        + (": they competed with the benchmarks, so these timings (and any comparison) are unreliable"
+           if busy else ""), yellow=busy)
 
 
 # -- what becomes a baseline -----------------------------------------------------------------

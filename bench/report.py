@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .harness import FEW_ROUNDS, REFERENCE, UNSTABLE, spread
+from .harness import FEW_ROUNDS, OTHERS_WARN, REFERENCE, UNSTABLE, spread
 
 PHASES = ("forward", "backward", "epoch")
 TTA = "time-to-accuracy"
@@ -334,7 +334,7 @@ def machine_section(run: Run) -> str:
         ("libraries", versions),
         ("other processes", "not measured" if others is None else
          f"{100 * others:.1f}% of the machine's CPU time during the run"
-         + (" ⚠ they competed with the benchmarks" if others > 0.05 else "")),
+         + (" ⚠ they competed with the benchmarks" if others > OTHERS_WARN else "")),
     ]
     return tabulate(rows, headers=["", ""], tablefmt="github", disable_numparse=True) + "\n"
 
