@@ -9,8 +9,9 @@ PHASE  ?= epoch
 SECONDS ?= 15
 MODE   ?= quick
 # `make compare` fails when a benchmark's median is this much slower than in the last saved run.
-# 15%: run-to-run noise of the medians on this shared 2-core machine stays under ~5% when it is
-# otherwise idle (IQR column of results/), so 15% is a real slow-down, not jitter.
+# 15%: on this 2-core machine, idle, the same benchmark's median moved by up to ~10% between runs
+# (reference epoch at batch 10: 3.07-3.40 s; numpy: 303-308 ms), so 15% is a slow-down, not jitter.
+# A busy machine moves them far more: the session's last line says how much CPU others took.
 COMPARE_FAIL ?= median:15%
 ARGS   ?=
 
