@@ -73,14 +73,24 @@ def _cpu_clock():
     return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
 
 
-def other_processes_share(config) -> float | None:
-    """Fraction of the machine's CPU time that other processes used during this session: another
-    process on the CPUs skews every timing, so the record says whether there was one."""
-    start, end = config.stash.get(CPU_AT_START, None), _cpu_clock()
+def other_processes_share(start, end=None) -> float | None:
+    """Fraction of the machine's CPU time that other processes used between two ``_cpu_clock()``
+    readings: another process on the CPUs skews every timing, so the record says whether there was one."""
+    end = end or _cpu_clock()
     if not start or not end or end[0] <= start[0]:
         return None
     others = (end[1] - start[1]) - (end[2] - start[2])
     return max(0.0, others / ((end[0] - start[0]) * (os.cpu_count() or 1)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Per benchmark, too: which timings shared the CPUs with another process."""
+    start = _cpu_clock()
+    yield
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    if fixture is not None:
+        fixture.extra_info["other_processes_cpu_share"] = other_processes_share(start)
 
 
 # -- outcomes ------------------------------------------------------------------------------
@@ -142,7 +152,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "command": os.environ.get("NNBENCH_COMMAND")
                    or shlex.join(["pytest", *map(str, config.invocation_params.args)]),
         "gemm_peak_gflops": measured_peak(),
-        "other_processes_cpu_share": other_processes_share(config),
+        "other_processes_cpu_share": other_processes_share(config.stash.get(CPU_AT_START, None)),
         "available": available(),
         "session": "failed" if session_failed(config) else "passed",
         "outcomes": list(outcomes.values()),
@@ -152,7 +162,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 @pytest.hookimpl(tryfirst=True)   # before pytest-benchmark's summary, which raises on a regression
 def pytest_terminal_summary(terminalreporter, config):
     bs = getattr(config, "_benchmarksession", None)
-    share = other_processes_share(config)
+    share = other_processes_share(config.stash.get(CPU_AT_START, None))
     if bs is None or not bs.benchmarks or share is None:
         return
     busy = share > OTHERS_WARN

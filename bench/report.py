@@ -132,11 +132,12 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_spread(t: Timing) -> str:
+    """" ±IQR%", then ⚠ when the spread is large and ‡ when other processes shared the CPUs."""
     s = t.spread
     if s["iqr_frac"] is None:
         return ""
-    text = f" ±{100 * s['iqr_frac']:.0f}%"
-    return text + " ⚠" if s["unstable"] else text
+    text = f" ±{100 * s['iqr_frac']:.0f}%" + (" ⚠" if s["unstable"] else "")
+    return text + " ‡" if (t.extra.get("other_processes_cpu_share") or 0) > OTHERS_WARN else text
 
 
 def batch_label(b) -> str:
@@ -207,7 +208,8 @@ def phase_tables(run: Run, phase: str) -> str:
     what = {"forward": "median time per call", "backward": "median time per call",
             "epoch": "median seconds per epoch of the preset's training set"}[phase]
     parts = [f"**Time** ({what}, ±IQR as % of the median; ⚠ = unstable, read with care: IQR (with "
-             f"under {FEW_ROUNDS} rounds, max − min) above {UNSTABLE:.0%} of the median"
+             f"under {FEW_ROUNDS} rounds, max − min) above {UNSTABLE:.0%} of the median; ‡ = other "
+             f"processes took over {OTHERS_WARN:.0%} of the CPUs during this benchmark: not trustworthy"
              + ("; † = timed on a prefix of the training set and scaled to the full epoch: "
                 "examples/s is what was measured" if phase == "epoch" else "") + ")\n",
              table(time_cell),
@@ -374,8 +376,9 @@ def render(run: Run) -> dict[str, str]:
         "`python -m bench.report results/benchmark.json`.", "",
         "## Machine", "", machine_section(run),
         "## Headline", "",
-        "Epoch time (seconds per epoch of the preset's training set, ±IQR) and median training seconds "
-        "to the preset's target.", "", headline(run),
+        "Epoch time (seconds per epoch of the preset's training set, ±IQR; ⚠ unstable, ‡ other processes "
+        "shared the CPUs) and median training seconds to the preset's target, with the seeds that reached it.",
+        "", headline(run),
         failures(run),
         *(f"## {TITLES[p]}\n\n{phase_tables(run, p)}" for p in PHASES),
         f"## {TITLES[TTA]}\n\n{tta_section(run, '###')}",

@@ -109,6 +109,13 @@ def test_instability_flag(tmp_path, iqr_frac, spread_frac, rounds, flagged):
     assert ("⚠" in cell) == flagged
 
 
+def test_timings_taken_while_other_processes_ran_are_marked(tmp_path):
+    md = render(tmp_path, run_json([timing("forward", "numpy", 10, 1e-3, other_processes_cpu_share=0.4),
+                                    timing("forward", "fast", 10, 1e-3, other_processes_cpu_share=0.01)]))
+    assert row(md["forward.md"], "**Time**", "numpy") == ["1 ms ±2% ‡"]
+    assert row(md["forward.md"], "**Time**", "fast") == ["1 ms ±2%"]
+
+
 def test_epoch_on_a_prefix_is_scaled_to_a_full_epoch_and_marked(tmp_path):
     md = render(tmp_path, run_json([timing("epoch", "reference", 10, 0.3, examples=5_000, subset=True),
                                     timing("epoch", "numpy", 10, 0.3, examples=50_000)]))["epoch.md"]
