@@ -25,6 +25,7 @@ import time
 
 import pytest
 
+from impls.cli import positive_int
 from impls.presets import PRESETS
 
 from .harness import MODES, OTHERS_WARN, measured_peak
@@ -32,14 +33,6 @@ from .harness import MODES, OTHERS_WARN, measured_peak
 OUTCOMES = pytest.StashKey[dict]()
 CPU_AT_START = pytest.StashKey[tuple]()
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def pytest_addoption(parser):
@@ -51,7 +44,7 @@ def pytest_addoption(parser):
     group.addoption("--bench-preset", choices=list(PRESETS), default="nielsen",
                     help="the network, learning rate and training set of the forward/backward/epoch "
                          "suites (time-to-accuracy runs every preset). Default: nielsen")
-    group.addoption("--bench-threads", type=_positive_int, default=os.cpu_count() or 1,
+    group.addoption("--bench-threads", type=positive_int, default=os.cpu_count() or 1,
                     help="pin BLAS/OpenMP pools and each implementation's threads to N. "
                          f"Default: all {os.cpu_count()} CPUs")
 

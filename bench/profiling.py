@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from impls import REGISTRY
+from impls.cli import positive_int
 from impls.presets import PRESETS
 
 PHASES = ("forward", "backward", "epoch")
@@ -39,14 +40,8 @@ class ProfileError(Exception):
     """Something the user can fix; printed as one line."""
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
+def duration(text: str) -> float:
+    """Seconds to sample: a finite positive number."""
     try:
         value = float(text)
     except ValueError:
@@ -62,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", required=True, choices=list(PRESETS),
                    help="the network, learning rate and training set")
     p.add_argument("--phase", choices=PHASES, default="epoch", help="default: epoch")
-    p.add_argument("--seconds", type=positive_float, default=15.0, help="sampling time (default 15)")
+    p.add_argument("--seconds", type=duration, default=15.0, help="sampling time (default 15)")
     p.add_argument("--batch", type=positive_int, help="mini-batch size (default: the preset's)")
     p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                    help=f"pin BLAS/OpenMP and the implementation's threads (default: all {os.cpu_count()})")
