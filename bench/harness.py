@@ -47,11 +47,12 @@ MODES = {
         "full", forward=(1, 10, 128, 1024, 10_000), backward=(10, 128, 1024), epoch_sweep=(10, 32, 128, 1024),
         epoch_examples=None, epoch_seconds=3.0, epoch_rounds=(3, 10),
         tta_seeds=(0, 1, 2), tta_to_target=False,
-        # Per-example float64 backprop: ~3 s per nielsen epoch (90 s a seed), ~4 s per relu epoch,
-        # and a fullbatch run is 100 epochs of 60,000 per-example backprops (~7 min a seed).
+        # Measured here: per-example float64 backprop takes ~3.2 s a nielsen epoch (~100 s a seed with
+        # evaluation), ~10 s a relu epoch with evaluation (~110 s a seed); a fullbatch seed is 100 such
+        # epochs (~15 min).
         tta_reference={"nielsen": (0,), "relu": (0,)},
         tta_reference_note="the full bench trains the per-example reference on one seed of nielsen and "
-                           "relu only; fullbatch would take ~7 minutes a seed"),
+                           "relu only; fullbatch would take ~15 minutes a seed"),
     "quick": Mode(
         "quick", forward=(10, 1024), backward=(128,), epoch_sweep=(10, 128),
         epoch_examples=None, epoch_seconds=1.0, epoch_rounds=(2, 5),
