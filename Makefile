@@ -5,9 +5,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 IMPL   ?= numpy
 PRESET ?= nielsen
+PHASE  ?= epoch
+SECONDS ?= 15
+MODE   ?= quick
+# `make compare` fails when a benchmark's median is this much slower than in the last saved run.
+# 15%: on this 2-core machine, idle, the same benchmark's median moved by up to ~10% between runs
+# (reference epoch at batch 10: 3.07-3.40 s; numpy: 303-308 ms), so 15% is a slow-down, not jitter.
+# A busy machine moves them far more: the session's last line says how much CPU others took.
+COMPARE_FAIL ?= median:15%
 ARGS   ?=
 
-.PHONY: setup test train bench clean
+.PHONY: setup test train bench bench-quick compare profile clean
 
 # torch is installed first and pinned: the CPU build, so the unpinned range in
 # pyproject.toml is already satisfied and pip does not pull several GB of CUDA packages.
@@ -25,10 +33,33 @@ test: $(STAMP)
 train: $(STAMP)
 	$(VENV)/bin/nnbench train --impl $(IMPL) --preset $(PRESET) $(ARGS)
 
-# Interim until the pytest-benchmark suites land: every preset on every available
-# implementation through the CLI, summarized with tabulate.
+# The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved to
+# the history in .benchmarks/<machine>/ (the --benchmark-compare baseline); a failed one goes to
+# .benchmarks/failed/ instead (bench/plugin.py). Either way results/ is rendered from the run's
+# JSON, failures marked, and make exits with pytest's status; an interrupted run (status > 1)
+# leaves results/ as it was.
+define run_bench
+	@mkdir -p .benchmarks && rm -f .benchmarks/last-$(1).json
+	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m pytest bench --bench-mode=$(1) --benchmark-autosave \
+	    --benchmark-json=.benchmarks/last-$(1).json $(ARGS) || status=$$?; \
+	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out results || status=$$?; \
+	else echo "make: pytest exited with status $$status: results/ left as it was" >&2; fi; \
+	exit $$status
+endef
+
 bench: $(STAMP)
-	$(PY) bench/presets_table.py $(ARGS)
+	$(call run_bench,full,make bench)
+
+bench-quick: $(STAMP)
+	$(call run_bench,quick,make bench-quick)
+
+# Re-run the MODE (default quick) suites against the last saved run; saves nothing.
+compare: $(STAMP)
+	$(PY) -m pytest bench --bench-mode=$(MODE) --benchmark-compare --benchmark-compare-fail=$(COMPARE_FAIL) $(ARGS)
+
+# py-spy flamegraph + speedscope profile of one implementation and phase, under results/profiles/.
+profile: $(STAMP)
+	$(PY) -m bench.profiling --impl $(IMPL) --preset $(PRESET) --phase $(PHASE) --seconds $(SECONDS) $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

@@ -59,18 +59,27 @@ def check_forward(net, ref, params, X, label="forward") -> None:
 def check_gradients(net, ref, params, X, y) -> None:
     for n in (net, ref):
         n.set_params(params)
-    cost_ref, grads_ref = ref.gradients(X, y)
-    cost, grads = net.gradients(X, y)
-    assert_close(cost, cost_ref, net.spec.dtype, "forward", f"{net.name} cost")
+    assert_gradients_close(net, net.gradients(X, y), ref.gradients(X, y))
+
+
+def assert_gradients_close(net, actual, expected, label: str = "") -> None:
+    """Compare host ``(cost, [(nabla_W, nabla_b)])`` of ``net`` with the reference's."""
+    (cost, grads), (cost_ref, grads_ref) = actual, expected
+    assert_close(cost, cost_ref, net.spec.dtype, "forward", f"{net.name} cost{label}")
     for layer, ((nW, nb), (rW, rb)) in enumerate(zip(grads, grads_ref), start=1):
-        assert_close(nW, rW, net.spec.dtype, "gradient", f"{net.name} nabla_W of layer {layer}")
-        assert_close(nb, rb, net.spec.dtype, "gradient", f"{net.name} nabla_b of layer {layer}")
+        assert_close(nW, rW, net.spec.dtype, "gradient", f"{net.name} nabla_W of layer {layer}{label}")
+        assert_close(nb, rb, net.spec.dtype, "gradient", f"{net.name} nabla_b of layer {layer}{label}")
 
 
 def _compare_params(net, ref, label) -> None:
-    for layer, ((W, b), (rW, rb)) in enumerate(zip(net.get_params(), ref.get_params()), start=1):
-        assert_close(W, rW, net.spec.dtype, "params", f"{net.name} W of layer {layer} {label}")
-        assert_close(b, rb, net.spec.dtype, "params", f"{net.name} b of layer {layer} {label}")
+    assert_params_close(net, net.get_params(), ref.get_params(), label)
+
+
+def assert_params_close(net, params, expected, label: str, what: str = "params") -> None:
+    """Compare canonical [(W, b)] of ``net`` with ``expected`` at the ``what`` tolerance."""
+    for layer, ((W, b), (rW, rb)) in enumerate(zip(params, expected), start=1):
+        assert_close(W, rW, net.spec.dtype, what, f"{net.name} W of layer {layer} {label}")
+        assert_close(b, rb, net.spec.dtype, what, f"{net.name} b of layer {layer} {label}")
 
 
 def check_sgd_step(net, ref, params, X, y, lr: float) -> None:

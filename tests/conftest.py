@@ -1,7 +1,7 @@
-"""Shared fixtures: the implementations to parametrize over, MNIST loaded once,
-and small IDX files with an isolated data/cache environment for loader tests."""
+"""Shared fixtures: the implementations to parametrize over and MNIST loaded once (both
+from ``impls.testing``, which the benchmarks in ``bench/`` use too), plus small IDX files
+and an isolated data/cache environment for the loader, download and CLI tests."""
 import gzip
-import os
 import socket
 from pathlib import Path
 
@@ -9,34 +9,7 @@ import numpy as np
 import pytest
 
 from impls import mnist as mnist_module
-
-from impls import REGISTRY, available
-from impls.errors import DataError
-
-_AVAILABLE = available()
-
-
-def impl_params(exclude=()):
-    """pytest params over every registered implementation; unavailable ones skip with their reason."""
-    return [pytest.param(name, id=name,
-                         marks=[pytest.mark.skip(reason=f"{name}: {_AVAILABLE[name]}")] if _AVAILABLE[name] else [])
-            for name in REGISTRY if name not in exclude]
-
-
-@pytest.fixture(scope="session")
-def mnist():
-    """The real MNIST dataset, loaded once per session.
-
-    Skips when the files are not present and cannot be downloaded, unless NNBENCH_DATA
-    names a directory (as CI does): then missing data is an error, not a skip.
-    """
-    from impls.train import load_dataset
-    try:
-        return load_dataset()
-    except DataError as exc:
-        if os.environ.get("NNBENCH_DATA"):
-            raise
-        pytest.skip(f"real MNIST not available: {exc}")
+from impls.testing import impl_params, mnist  # noqa: F401  (re-exported: tests import impl_params from here)
 
 
 def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):

@@ -1,0 +1,106 @@
+"""Time to accuracy: train each preset from several seeds; record, per seed, the training
+seconds until the first epoch at or above the preset's target and the final accuracy.
+
+The target applies to the median final accuracy over seeds (impls.presets): with the
+book's N(0, 1) initialization some seeds stall, and they are counted, not hidden. A seed
+that diverges fails the test; so does a median below target. Either way the benchmark
+stays in the JSON with ``status`` failed, and the session is not saved as a baseline.
+
+pytest-benchmark's rounds are the seeds (pedantic mode): its table shows whole runs
+(training plus the per-epoch evaluation); the training seconds to target, per seed, are
+in ``extra_info``. Before timing, one short epoch is checked against the reference.
+In modes with ``tta_to_target`` a seed stops at its first epoch at/above target.
+"""
+import dataclasses
+import statistics
+
+import numpy as np
+import pytest
+
+from impls.check import check_epoch
+from impls.errors import DivergedError
+from impls.presets import PRESETS
+from impls.train import RunResult, train
+
+from .harness import record_spread
+
+PHASE = "time-to-accuracy"
+
+
+class _ReachedTarget(Exception):
+    """Raised from the epoch callback to stop a seed at its target."""
+
+
+def plan(preset_name, mode):
+    """The preset as this mode runs it (smoke shrinks it, saying so in its name)."""
+    preset = PRESETS[preset_name]
+    if preset_name in mode.tta_shrink:
+        n_train, epochs, target = mode.tta_shrink[preset_name]
+        preset = dataclasses.replace(preset, name=f"{preset.name}@{mode.name}", n_train=n_train,
+                                     epochs=epochs, target=target)
+    return preset
+
+
+def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
+    """One seed's run, summarized; a diverged run is a result here, not an exception."""
+    history, status = [], None
+
+    def on_epoch(record):
+        history.append(record)
+        if to_target and record.accuracy >= preset.target:
+            raise _ReachedTarget
+
+    try:
+        train(net, preset, data, seed=seed, on_epoch=on_epoch)
+    except _ReachedTarget:
+        pass
+    except DivergedError as exc:
+        status = f"diverged: {exc}"
+    run = RunResult(net.name, preset.name, seed, preset.target, history=history)
+    reached = run.time_to_target
+    cumulative = np.cumsum([r.seconds for r in history]).tolist()
+    return {
+        "seed": seed,
+        "status": status or ("reached" if reached else "missed"),
+        "epochs": len(history),
+        "final_accuracy": run.final_accuracy if history else None,
+        "time_to_target": reached[1] if reached else None,
+        "target_epoch": reached[0] if reached else None,
+        "train_seconds": run.train_seconds,
+        "curve": [[s, r.accuracy] for s, r in zip(cumulative, history)],   # for the accuracy-vs-time plot
+    }
+
+
+def test_time_to_accuracy(benchmark, networks, bench, mnist, preset_name, impl, seeds):
+    mode = bench.mode
+    preset = plan(preset_name, mode)
+    net, ref, params = networks(preset)
+    X, y = mnist.X_train[:preset.n_train], mnist.y_train[:preset.n_train]
+    batch = preset.batch(len(X))
+    k = min(len(X), 2 * batch + batch // 2 + 1) if preset.batch_size else 300
+    check_epoch(net, ref, params, X[:k], y[:k], np.random.default_rng(0).permutation(k),
+                preset.batch_size or k, preset.lr)
+    net.set_training_data(X, y)                               # warm-up: one step at the real shapes
+    net.train_epoch(np.arange(batch), batch, preset.lr)
+    net.sync()
+
+    runs = []
+    next_seed = iter(seeds)
+    benchmark.pedantic(lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target)),
+                       setup=lambda: ((next(next_seed),), {}), rounds=len(seeds))
+
+    finals = [r["final_accuracy"] or 0.0 for r in runs]
+    reached = [r["time_to_target"] for r in runs if r["time_to_target"] is not None]
+    failures = [f"seed {r['seed']} {r['status']}" for r in runs if r["status"].startswith("diverged")]
+    median_final = statistics.median(finals)
+    if median_final < preset.target:
+        failures.append(f"median final accuracy {median_final:.2%} < target {preset.target:.1%}")
+    extra = benchmark.extra_info
+    extra.update(phase=PHASE, impl=net.name, preset=preset.name, dtype=net.spec.dtype, target=preset.target,
+                 epochs=preset.epochs, n_train=preset.n_train, batch=preset.batch_size or "full",
+                 to_target=mode.tta_to_target, seeds=runs, median_final_accuracy=median_final,
+                 median_time_to_target=statistics.median(reached) if reached else None,
+                 reached=len(reached), stalled=len(runs) - len(reached),
+                 status="failed" if failures else "passed")
+    record_spread(benchmark, net)
+    assert not failures, f"{net.name} on {preset.name}: " + "; ".join(failures)

@@ -1,0 +1,239 @@
+"""pytest hooks that turn a pytest-benchmark run into an nnbench record.
+
+- Every benchmark test's outcome (passed, failed with its message, skipped with its
+  reason) is kept and written into the JSON under ``"nnbench"``, and each benchmark's
+  ``extra_info["status"]`` follows its test: a test that fails *after* ``benchmark()``
+  returned still has timings, and pytest-benchmark writes them, so the status is what
+  marks them failed.
+- A session with any failure (or interrupted) never becomes a comparison baseline:
+  ``--benchmark-save``/``--benchmark-autosave`` then write into ``<storage>/failed/``,
+  which ``--benchmark-compare`` does not look in. ``--benchmark-json`` is still written,
+  so the failure shows in results/.
+- ``--benchmark-compare-fail`` without a saved run is a usage error before anything runs.
+- Machine info (pytest-benchmark's hook) gains what decides the speed of this code: CPU,
+  cores, thread pools, BLAS, library versions, GPU.
+
+``bench/conftest.py`` imports these hooks; ``pytest -p bench.plugin`` loads them alone.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shlex
+import sys
+import time
+
+import pytest
+
+from impls.cli import positive_int
+from impls.presets import PRESETS
+
+from .harness import MODES, OTHERS_WARN, measured_peak
+
+OUTCOMES = pytest.StashKey[dict]()
+CPU_AT_START = pytest.StashKey[tuple]()
+_SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("nnbench", "nnbench benchmarks")
+    group.addoption("--bench-mode", choices=list(MODES), default="full",
+                    help="full: every batch size and 3-seed time-to-accuracy (make bench); quick: fewer "
+                         "batch sizes, one seed trained to its target (make bench-quick); smoke: tiny sizes, "
+                         "checks the benchmark code runs (CI). Default: full")
+    group.addoption("--bench-preset", choices=list(PRESETS), default="nielsen",
+                    help="the network, learning rate and training set of the forward/backward/epoch "
+                         "suites (time-to-accuracy runs every preset). Default: nielsen")
+    group.addoption("--bench-threads", type=positive_int, default=os.cpu_count() or 1,
+                    help="pin BLAS/OpenMP pools and each implementation's threads to N. "
+                         f"Default: all {os.cpu_count()} CPUs")
+
+
+def pytest_configure(config):
+    config.stash[CPU_AT_START] = _cpu_clock()
+
+
+def _cpu_clock():
+    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds of this process), or None
+    where /proc/stat is missing (not Linux)."""
+    try:
+        with open("/proc/stat") as fh:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, fh.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    own = os.times()
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
+
+
+def other_processes_share(start, end=None) -> float | None:
+    """Fraction of the machine's CPU time that other processes used between two ``_cpu_clock()``
+    readings: another process on the CPUs skews every timing, so the record says whether there was one."""
+    end = end or _cpu_clock()
+    if not start or not end or end[0] <= start[0]:
+        return None
+    others = (end[1] - start[1]) - (end[2] - start[2])
+    return max(0.0, others / ((end[0] - start[0]) * (os.cpu_count() or 1)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Per benchmark, too: which timings shared the CPUs with another process."""
+    start = _cpu_clock()
+    yield
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    if fixture is not None:
+        fixture.extra_info["other_processes_cpu_share"] = other_processes_share(start)
+
+
+# -- outcomes ------------------------------------------------------------------------------
+def _message(call) -> str:
+    """The first lines of why a test failed or was skipped."""
+    if call.excinfo is None:
+        return ""
+    value = call.excinfo.value
+    text = getattr(value, "msg", None) if call.excinfo.typename == "Skipped" else None
+    text = text or call.excinfo.exconly()
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines[:3])[:400]
+
+
+def _jsonable(value):
+    return value if isinstance(value, (int, float, str, bool, type(None))) else (
+        list(value) if isinstance(value, (tuple, list)) else str(value))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if "benchmark" not in getattr(item, "fixturenames", ()):
+        return
+    if report.when != "call" and report.passed:
+        return
+    status = "passed" if report.passed else "skipped" if report.skipped else "failed"
+    outcomes = item.config.stash.setdefault(OUTCOMES, {})
+    previous = outcomes.get(item.nodeid)
+    if previous and _SEVERITY[previous["status"]] >= _SEVERITY[status]:
+        return
+    params = getattr(item, "callspec", None)
+    outcomes[item.nodeid] = {
+        "test": item.nodeid, "status": status, "message": _message(call),
+        "phase": getattr(getattr(item, "module", None), "PHASE", None),
+        **{k: _jsonable(v) for k, v in (params.params.items() if params else ())},
+    }
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    if status == "failed" and fixture is not None:
+        fixture.extra_info["status"] = "failed"
+        fixture.extra_info["failure"] = outcomes[item.nodeid]["message"]
+
+
+def session_failed(config) -> bool:
+    return any(o["status"] == "failed" for o in config.stash.get(OUTCOMES, {}).values())
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    outcomes = config.stash.get(OUTCOMES, {})
+    for bench in output_json["benchmarks"]:
+        outcome = outcomes.get(bench["fullname"])
+        if outcome:
+            bench["extra_info"]["status"] = outcome["status"]
+    from impls import available
+    output_json["nnbench"] = {
+        "mode": config.getoption("bench_mode"),
+        "preset": config.getoption("bench_preset"),
+        "pinned_threads": config.getoption("bench_threads"),
+        "command": os.environ.get("NNBENCH_COMMAND")
+                   or shlex.join(["pytest", *map(str, config.invocation_params.args)]),
+        "gemm_peak_gflops": measured_peak(),
+        "other_processes_cpu_share": other_processes_share(config.stash.get(CPU_AT_START, None)),
+        "available": available(),
+        "session": "failed" if session_failed(config) else "passed",
+        "outcomes": list(outcomes.values()),
+    }
+
+
+@pytest.hookimpl(tryfirst=True)   # before pytest-benchmark's summary, which raises on a regression
+def pytest_terminal_summary(terminalreporter, config):
+    bs = getattr(config, "_benchmarksession", None)
+    share = other_processes_share(config.stash.get(CPU_AT_START, None))
+    if bs is None or not bs.benchmarks or share is None:
+        return
+    busy = share > OTHERS_WARN
+    terminalreporter.write_line(
+        f"nnbench: other processes used {100 * share:.1f}% of the machine's CPU time during this session"
+        + (": they competed with the benchmarks, so these timings (and any comparison) are unreliable"
+           if busy else ""), yellow=busy)
+
+
+# -- what becomes a baseline -----------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Runs before pytest-benchmark's own hook, which saves the run."""
+    bs = getattr(session.config, "_benchmarksession", None)
+    failed = exitstatus != 0 or session.testsfailed or session_failed(session.config)
+    if bs is not None and (bs.save or bs.autosave) and failed:
+        _divert_save(session, bs)
+    yield
+
+
+def _divert_save(session, bs) -> None:
+    from pytest_benchmark.storage.file import FileStorage
+    storage = bs.storage
+    if isinstance(storage, FileStorage):
+        bs.storage = FileStorage(storage.path / "failed", logger=storage.logger,
+                                 default_machine_id=storage.default_machine_id)
+        where = f"saving it under {bs.storage.path} instead"
+    else:
+        bs.save = bs.autosave = None
+        where = "not saving it"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"nnbench: this session failed, so it must not become a --benchmark-compare "
+                            f"baseline: {where}", red=True, bold=True)
+
+
+def pytest_sessionstart(session):
+    bs = getattr(session.config, "_benchmarksession", None)
+    if bs is not None and bs.compare_fail and not bs.compared_mapping:
+        raise pytest.UsageError(
+            f"--benchmark-compare-fail: there is no saved benchmark run to compare against in "
+            f"{bs.storage}; run `make bench` (or `make bench-quick`) first")
+
+
+# -- machine -------------------------------------------------------------------------------
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _gpu() -> str | None:
+    torch = sys.modules.get("torch")   # asking must not import torch
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except Exception:                  # a broken driver is "no GPU" for the record
+        pass
+    return None
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from threadpoolctl import threadpool_info
+
+    from impls.threads import info
+    cpu = machine_info.get("cpu", {})
+    for volatile in ("hz_actual", "hz_actual_friendly"):   # changes run to run; would flag every compare
+        cpu.pop(volatile, None)
+    machine_info["nnbench"] = {
+        "cpu": cpu.get("brand_raw"),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "threads": info(),
+        "blas": [{k: pool.get(k) for k in ("internal_api", "version", "threading_layer", "architecture",
+                                           "num_threads")} | {"library": os.path.basename(pool["filepath"])}
+                 for pool in threadpool_info()],
+        "versions": {p: _version(p) for p in ("numpy", "numba", "llvmlite", "torch", "threadpoolctl",
+                                              "pytest-benchmark", "nnbench")},
+        "gpu": _gpu(),
+    }

@@ -1,0 +1,43 @@
+"""pytest helpers shared by the tests (``tests/``) and the benchmarks (``bench/``).
+
+Written once here so both parametrize over the same registry the same way and load
+MNIST the same way. Imported only by test code, so pytest is not a runtime dependency.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+from . import REGISTRY, available
+from .errors import DataError
+
+
+@functools.cache
+def _available() -> dict[str, str | None]:
+    return available()
+
+
+def impl_params(exclude=()):
+    """pytest params over every registered implementation; unavailable ones skip with their reason."""
+    status = _available()
+    return [pytest.param(name, id=name,
+                         marks=[pytest.mark.skip(reason=f"{name}: {status[name]}")] if status[name] else [])
+            for name in REGISTRY if name not in exclude]
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST dataset, loaded once per session.
+
+    Skips when the files are not present and cannot be downloaded, unless NNBENCH_DATA
+    names a directory (as CI does): then missing data is an error, not a skip.
+    """
+    from .train import load_dataset
+    try:
+        return load_dataset()
+    except DataError as exc:
+        if os.environ.get("NNBENCH_DATA"):
+            raise
+        pytest.skip(f"real MNIST not available: {exc}")

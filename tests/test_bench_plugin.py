@@ -1,0 +1,84 @@
+"""bench/plugin.py inside real pytest-benchmark sessions: outcomes recorded in the JSON, and
+a failed session never becomes the --benchmark-compare baseline."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+SUITE = '''
+PHASE = "forward"
+
+def test_passes(benchmark):
+    benchmark(sum, range(10))
+
+def test_misses_after_timing(benchmark):
+    benchmark(sum, range(10))
+    assert False, "median final accuracy 90% < target 94.5%"
+
+def test_fails_before_timing(benchmark):
+    raise AssertionError("forward differs from the reference")
+'''
+
+
+@pytest.fixture
+def session(tmp_path):
+    """run(*args) -> (returncode, output): pytest on a small suite with only bench.plugin loaded."""
+    (tmp_path / "test_suite.py").write_text(SUITE)
+    storage = tmp_path / "storage"
+
+    def run(*args):
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.plugin", "-p", "no:cacheprovider",
+                               str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
+                               "--benchmark-max-time=0.001", "--benchmark-min-rounds=1", *args],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    run.storage = storage
+    return run
+
+
+def saved(storage: Path, failed=False) -> list[Path]:
+    root = storage / "failed" if failed else storage
+    return sorted(p for p in root.glob("*/*.json")) if root.exists() else []
+
+
+def test_failed_session_is_recorded_as_failed_and_not_saved_as_baseline(session, tmp_path):
+    code, out = session("--benchmark-autosave", f"--benchmark-json={tmp_path / 'run.json'}")
+    assert code == 1, out
+    assert saved(session.storage) == [], "a failed session was saved where --benchmark-compare looks"
+    assert len(saved(session.storage, failed=True)) == 1
+    assert "this session failed" in out
+
+    run = json.loads((tmp_path / "run.json").read_text())
+    status = {b["name"]: b["extra_info"]["status"] for b in run["benchmarks"]}
+    # pytest-benchmark keeps the timings of a test that failed after benchmark() returned:
+    assert status == {"test_passes": "passed", "test_misses_after_timing": "failed"}
+    outcomes = {o["test"].split("::")[-1]: o for o in run["nnbench"]["outcomes"]}
+    assert outcomes["test_fails_before_timing"]["status"] == "failed"
+    assert "forward differs from the reference" in outcomes["test_fails_before_timing"]["message"]
+    assert "median final accuracy 90%" in outcomes["test_misses_after_timing"]["message"]
+    assert run["nnbench"]["session"] == "failed"
+
+
+def test_compare_uses_the_last_passing_session(session):
+    code, out = session("--benchmark-autosave", "-k", "passes")
+    assert code == 0, out
+    [baseline] = saved(session.storage)
+    code, out = session("--benchmark-autosave")                   # fails: diverted, not the new baseline
+    assert code == 1
+    assert saved(session.storage) == [baseline]
+    code, out = session("-k", "passes", "--benchmark-compare", "--benchmark-compare-fail=median:100000%")
+    assert code == 0, out
+    assert f"Comparing against benchmarks from: {baseline.parent.name}/{baseline.name}" in out
+
+
+def test_compare_fail_without_a_saved_run_is_a_usage_error(session):
+    code, out = session("-k", "passes", "--benchmark-compare", "--benchmark-compare-fail=median:15%")
+    assert code == pytest.ExitCode.USAGE_ERROR, out
+    assert "no saved benchmark run to compare against" in out

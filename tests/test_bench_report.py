@@ -1,0 +1,179 @@
+"""The results renderer (bench/report.py) on small synthetic pytest-benchmark JSON."""
+import json
+
+import pytest
+
+from bench import report
+
+
+def timing(phase, impl, batch, median, *, status="passed", iqr_frac=0.02, rounds=20, spread_frac=None,
+           examples=None, n_train=50_000, **extra):
+    """One benchmark entry as the suites write it."""
+    spread_frac = iqr_frac if spread_frac is None else spread_frac
+    examples = examples or batch
+    info = dict(phase=phase, impl=impl, batch=batch, examples=examples, n_train=n_train, status=status,
+                preset="nielsen", examples_per_s=examples / median, gflops=1.0, pct_peak=0.5, **extra)
+    return {"name": f"test_{phase}[{impl}-b{batch}]", "fullname": f"bench/x.py::test_{phase}[{impl}-b{batch}]",
+            "group": f"{phase} batch={batch}", "params": {"impl": impl, "batch": batch}, "extra_info": info,
+            "stats": {"median": median, "iqr": iqr_frac * median, "stddev": iqr_frac * median, "rounds": rounds,
+                      "min": median * (1 - spread_frac / 2), "max": median * (1 + spread_frac / 2),
+                      "mean": median, "data": [median] * rounds}}
+
+
+def tta(impl, preset, finals, ttts, *, status="passed", target=0.945):
+    seeds = [{"seed": i, "status": "reached" if t is not None else "missed", "epochs": 30,
+              "final_accuracy": f, "time_to_target": t, "target_epoch": 5 if t else None,
+              "train_seconds": 9.0, "curve": [[1.0, 0.9], [2.0, f]]} for i, (f, t) in enumerate(zip(finals, ttts))]
+    reached = [t for t in ttts if t is not None]
+    entry = timing("time-to-accuracy", impl, 10, 10.0, status=status)
+    entry["params"] = {"preset_name": preset, "impl": impl, "seeds": list(range(len(finals)))}
+    entry["extra_info"].update(preset=preset, target=target, epochs=30, n_train=50_000, to_target=False,
+                               seeds=seeds, median_final_accuracy=sorted(finals)[len(finals) // 2],
+                               median_time_to_target=sorted(reached)[len(reached) // 2] if reached else None,
+                               reached=len(reached), stalled=len(finals) - len(reached))
+    return entry
+
+
+def run_json(benchmarks, outcomes=(), available=None):
+    return {"benchmarks": benchmarks, "machine_info": {"node": "box", "nnbench": {"cpu": "TestCPU"}},
+            "commit_info": {"id": "abc", "branch": "bench"}, "datetime": "2026-01-01T00:00:00",
+            "nnbench": {"mode": "full", "preset": "nielsen", "command": "make bench", "pinned_threads": 2,
+                        "gemm_peak_gflops": {"float32": 200.0, "float64": 100.0},
+                        "available": available or {"reference": None, "numpy": None, "fast": None},
+                        "outcomes": list(outcomes)}}
+
+
+def render(tmp_path, data):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    return report.render(report.load(path))
+
+
+def row(markdown: str, heading: str, impl: str) -> list[str]:
+    """The cells of ``impl``'s row in the first table after ``heading``."""
+    section = markdown[markdown.index(heading):]
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == impl:
+            return cells[1:]
+    raise AssertionError(f"no row {impl!r} after {heading!r}")
+
+
+def test_speedup_columns_against_reference_and_numpy(tmp_path):
+    md = render(tmp_path, run_json([timing("forward", "reference", 10, 100e-6),
+                                    timing("forward", "numpy", 10, 10e-6),
+                                    timing("forward", "fast", 10, 5e-6)]))["forward.md"]
+    assert row(md, "Speedup vs `reference`", "numpy") == ["10.00×"]
+    assert row(md, "Speedup vs `reference`", "fast") == ["20.00×"]
+    assert row(md, "Speedup vs `numpy`", "fast") == ["2.00×"]
+    assert row(md, "Speedup vs `numpy`", "reference") == ["0.10×"]
+
+
+def test_a_failed_run_is_never_a_speedup_baseline(tmp_path):
+    md = render(tmp_path, run_json([timing("forward", "reference", 10, 100e-6, status="failed"),
+                                    timing("forward", "numpy", 10, 10e-6),
+                                    timing("forward", "fast", 10, 5e-6)]))["forward.md"]
+    assert row(md, "**Time**", "reference") == [report.FAILED]
+    assert row(md, "Speedup vs `reference`", "numpy") == ["—"]
+    assert row(md, "Speedup vs `reference`", "fast") == ["—"]
+    assert row(md, "Speedup vs `numpy`", "fast") == ["2.00×"]       # other baselines still apply
+
+
+def test_a_failed_implementation_shows_failed_not_a_speedup(tmp_path):
+    md = render(tmp_path, run_json([timing("forward", "reference", 10, 100e-6),
+                                    timing("forward", "numpy", 10, 10e-6, status="failed")]))["forward.md"]
+    assert row(md, "Speedup vs `reference`", "numpy") == [report.FAILED]
+    assert row(md, "**GFLOP/s**", "numpy") == [report.FAILED]
+
+
+def test_failure_before_timing_comes_from_the_outcomes(tmp_path):
+    outcome = {"test": "bench/bench_forward.py::test_forward[fast-b10]", "status": "failed", "phase": "forward",
+               "impl": "fast", "batch": 10, "message": "AssertionError: fast forward differs"}
+    files = render(tmp_path, run_json([timing("forward", "reference", 10, 100e-6)], [outcome]))
+    assert row(files["forward.md"], "**Time**", "fast") == [report.FAILED]
+    assert "fast forward differs" in files["README.md"]
+    assert "not saved as a `--benchmark-compare` baseline" in files["README.md"]
+
+
+@pytest.mark.parametrize("iqr_frac,spread_frac,rounds,flagged", [
+    (0.20, 0.20, 50, True),      # wide IQR
+    (0.05, 0.90, 50, False),     # a few interrupted rounds out of many: IQR is what counts
+    (0.00, 0.30, 3, True),       # few rounds: the range is judged
+    (0.02, 0.05, 3, False),
+])
+def test_instability_flag(tmp_path, iqr_frac, spread_frac, rounds, flagged):
+    md = render(tmp_path, run_json([timing("forward", "numpy", 10, 1e-3, iqr_frac=iqr_frac,
+                                           spread_frac=spread_frac, rounds=rounds)]))["forward.md"]
+    cell = row(md, "**Time**", "numpy")[0]
+    assert cell.startswith("1 ms")
+    assert ("⚠" in cell) == flagged
+
+
+def test_timings_taken_while_other_processes_ran_are_marked(tmp_path):
+    md = render(tmp_path, run_json([timing("forward", "numpy", 10, 1e-3, other_processes_cpu_share=0.4),
+                                    timing("forward", "fast", 10, 1e-3, other_processes_cpu_share=0.01)]))
+    assert row(md["forward.md"], "**Time**", "numpy") == ["1 ms ±2% ‡"]
+    assert row(md["forward.md"], "**Time**", "fast") == ["1 ms ±2%"]
+
+
+def test_epoch_on_a_prefix_is_scaled_to_a_full_epoch_and_marked(tmp_path):
+    md = render(tmp_path, run_json([timing("epoch", "reference", 10, 0.3, examples=5_000, subset=True),
+                                    timing("epoch", "numpy", 10, 0.3, examples=50_000)]))["epoch.md"]
+    assert row(md, "**Time**", "reference") == ["3 s ±2% †"]
+    assert row(md, "**Time**", "numpy") == ["300 ms ±2%"]
+    assert row(md, "Speedup vs `reference`", "numpy") == ["10.00×"]   # per example, not per round
+
+
+def test_time_to_accuracy_table_counts_stalls_and_shows_failures(tmp_path):
+    skipped = {"test": "t[nielsen-reference]", "status": "skipped", "phase": "time-to-accuracy",
+               "impl": "reference", "preset_name": "nielsen", "message": "the reference trains one seed"}
+    failed = {"test": "t[nielsen-fast]", "status": "failed", "phase": "time-to-accuracy", "impl": "fast",
+              "preset_name": "nielsen", "message": "median final accuracy 90.00% < target 94.5%"}
+    files = render(tmp_path, run_json([tta("numpy", "nielsen", [0.95, 0.86, 0.948], [2.0, None, 3.0]),
+                                       tta("fast", "nielsen", [0.90, 0.91, 0.86], [None, None, None],
+                                           status="failed")], [skipped, failed]))
+    md = files["time-to-accuracy.md"]
+    numpy_row = row(md, "## nielsen", "numpy")
+    assert numpy_row[0] == "passed"
+    assert numpy_row[2] == "3 s"                                  # median over the seeds that reached it
+    assert numpy_row[3] == "2 s / never / 3 s"
+    assert numpy_row[6] == "2/3 (1 stalled)"
+    assert row(md, "## nielsen", "fast")[0].startswith(report.FAILED + ": median final accuracy 90.00%")
+    assert row(md, "## nielsen", "reference")[0] == "not run (see note)"
+    assert "Note: the reference trains one seed" in md
+    assert row(files["README.md"], "## Headline", "fast")[-1] == report.FAILED
+    assert row(files["README.md"], "## Headline", "numpy")[-1] == "3 s (2/3 seeds)"
+
+
+def test_writes_every_file_and_a_compact_json(tmp_path):
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(run_json([timing("epoch", "numpy", 10, 0.3, examples=50_000),
+                                        timing("epoch", "numpy", 128, 0.1, examples=50_000)])))
+    assert report.main([str(src), "--out", str(tmp_path / "results")]) == 0
+    out = tmp_path / "results"
+    names = {p.name for p in out.iterdir()}
+    assert {"README.md", "forward.md", "backward.md", "epoch.md", "time-to-accuracy.md", "benchmark.json"} <= names
+    assert not [n for n in names if n.startswith(".")], "temporary files left behind"
+    saved = json.loads((out / "benchmark.json").read_text())
+    assert "data" not in saved["benchmarks"][0]["stats"]                 # per-round times dropped
+    assert saved["benchmarks"][0]["stats"]["median"] == 0.3
+    assert "`make bench`" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "no such file"),
+    ("{not json", "not a readable JSON file"),
+    (json.dumps({"benchmarks": []}), "was not written by the suites in bench/"),
+])
+def test_bad_input_is_one_clear_error_and_results_stay_as_they_were(tmp_path, capsys, content, message):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "README.md").write_text("previous results")
+    src = tmp_path / "run.json"
+    if content is not None:
+        src.write_text(content)
+    assert report.main([str(src), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bench.report: error:") and message in err
+    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert (out / "README.md").read_text() == "previous results"
