@@ -61,5 +61,6 @@ compare: $(STAMP)
 profile: $(STAMP)
 	$(PY) -m bench.profiling --impl $(IMPL) --preset $(PRESET) --phase $(PHASE) --seconds $(SECONDS) $(ARGS)
 
+# Keeps .benchmarks/: it is the comparison history `make compare` and --benchmark-compare read.
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build *.egg-info .pytest_cache
