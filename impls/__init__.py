@@ -16,6 +16,7 @@ from .errors import ConfigError, UnavailableError
 REGISTRY: dict[str, tuple[str, str, dict]] = {
     "reference": ("impls.reference", "ReferenceNetwork", {}),
     "numpy": ("impls.numpy_impl", "NumpyNetwork", {}),
+    "numba": ("impls.numba_impl", "NumbaNetwork", {}),
 }
 
 
