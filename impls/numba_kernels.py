@@ -39,8 +39,10 @@ def jit(parallel=False):
         except RuntimeError as exc:
             if "no locator available" not in str(exc):
                 raise
-            warnings.warn(f"no writable Numba cache directory ({exc}); set NUMBA_CACHE_DIR "
-                          "to keep compiled kernels between runs", RuntimeWarning, stacklevel=1)
+            # one message for every kernel, so Python shows it once
+            warnings.warn(f"Numba finds no writable cache directory for {__file__}: the kernels are "
+                          "compiled afresh in every process; set NUMBA_CACHE_DIR to keep them",
+                          RuntimeWarning, stacklevel=1)
             return njit(cache=False, **options)(fn)
     return decorate
 
