@@ -222,13 +222,34 @@ def _backpropagate_delta(delta, W, A_prev, hidden, delta_prev, lay, n_chunks):
 
 
 @jit()
+def _gradient_pair(A_in, rows, d0, d1, G, first):
+    """Two neurons' rows of nabla_W, G[i] (+)= sum_m d_i[m] a_m (BP4), four examples per
+    pass: each loaded input feeds eight multiply-adds, each row of G is loaded and
+    stored once per four. A short last pass repeats the last example with error 0
+    (adding exact zeros). ``first``: assign instead of add."""
+    zero, last = G.dtype.type(0), rows.size - 1
+    for m in range(0, rows.size, 4):
+        i1, i2, i3 = min(m + 1, last), min(m + 2, last), min(m + 3, last)
+        x0, x1, x2, x3 = A_in[rows[m]], A_in[rows[i1]], A_in[rows[i2]], A_in[rows[i3]]
+        a0, c0 = d0[m], d1[m]
+        a1, c1 = (d0[i1], d1[i1]) if m + 1 <= last else (zero, zero)
+        a2, c2 = (d0[i2], d1[i2]) if m + 2 <= last else (zero, zero)
+        a3, c3 = (d0[i3], d1[i3]) if m + 3 <= last else (zero, zero)
+        if first and m == 0:
+            for k in range(G.shape[1]):
+                G[0, k] = a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k]
+                G[1, k] = c0 * x0[k] + c1 * x1[k] + c2 * x2[k] + c3 * x3[k]
+        else:
+            for k in range(G.shape[1]):
+                G[0, k] += a0 * x0[k] + a1 * x1[k] + a2 * x2[k] + a3 * x3[k]
+                G[1, k] += c0 * x0[k] + c1 * x1[k] + c2 * x2[k] + c3 * x3[k]
+
+
+@jit()
 def _gradient_row(A_in, rows, d, g, first):
-    """One neuron's row of nabla_W, g (+)= sum_m d[m] a_m (BP4), four examples per pass
-    so g is loaded and stored once per four multiply-adds; a short last pass repeats its
-    last example with coefficient 0 (adding an exact 0). ``first``: assign, not add.
-    (One row per pass: with two, LLVM needs more run-time aliasing checks than it emits
-    and stays scalar.)"""
-    zero, last = d.dtype.type(0), rows.size - 1
+    """One row, with the same sums as ``_gradient_pair`` (so a row's value does not
+    depend on whether it was paired), for an odd one out."""
+    zero, last = g.dtype.type(0), rows.size - 1
     for m in range(0, rows.size, 4):
         i1, i2, i3 = min(m + 1, last), min(m + 2, last), min(m + 3, last)
         x0, x1, x2, x3 = A_in[rows[m]], A_in[rows[i1]], A_in[rows[i2]], A_in[rows[i3]]
@@ -259,8 +280,10 @@ def _gradient_rows(A_in, rows, delta, W, b, gW, gb, step, j0, j1):
         gb[j] = delta[:, j].sum()
     for m0 in range(0, rows.size, BLOCK):
         block = rows[m0:m0 + BLOCK]
-        for j in range(j0, j1):
-            _gradient_row(A_in, block, delta[m0:m0 + BLOCK, j], gW[j], m0 == 0)
+        for j in range(j0, j1 - 1, 2):
+            _gradient_pair(A_in, block, delta[m0:m0 + BLOCK, j], delta[m0:m0 + BLOCK, j + 1], gW[j:j + 2], m0 == 0)
+        if (j1 - j0) % 2:
+            _gradient_row(A_in, block, delta[m0:m0 + BLOCK, j1 - 1], gW[j1 - 1], m0 == 0)
     if step != 0:
         for j in range(j0, j1):
             _sgd(W[j], gW[j], step)

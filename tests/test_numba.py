@@ -56,8 +56,9 @@ def assert_identical(a, b):
 
 def big_problem(hidden, output, dtype="float32"):
     """Layers wide enough (batch x n_in x n_out >= the parallel threshold) that every
-    kernel takes its prange path, three layers so BP2 runs in parallel too."""
-    spec = NetworkSpec((784, 64, 48, 10), hidden, output, dtype)
+    kernel takes its prange path, three layers so BP2 runs in parallel too, and odd
+    halves (15, 25 neurons) so a split moves where rows are paired."""
+    spec = NetworkSpec((784, 30, 54, 10), hidden, output, dtype)
     params, X, y = random_problem(spec, seed=3, batch=100)
     return spec, params, X, y
 
