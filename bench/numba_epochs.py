@@ -128,18 +128,21 @@ def main(argv=None) -> int:
         for n_threads in args.threads:
             threads.pin(n_threads)
             nets["numba"].set_threads(n_threads)
-            overtaken = None
+            overtaken, last_numba_win = None, None
             for batch in args.batch_sizes:
                 t = time_epochs(nets, params, X, y, batch, preset.lr, args.repeats, args.seed)
                 med = {name: statistics.median(t[name]) for name in IMPLS}
                 rows.append([preset_name, batch, n_threads]
                             + [f"{med[n]:.4f} [{min(t[n]):.4f}-{max(t[n]):.4f}]" for n in IMPLS]
                             + [f"{med['numpy'] / med['numba']:.2f}", f"{gflop / med['numba']:.1f}"])
-                if overtaken is None and med["numpy"] < med["numba"]:
-                    overtaken = batch
-            crossover.append(f"{preset_name}, {n_threads} thread(s): "
-                             + (f"numpy is faster from batch {overtaken} on (first measured size where it wins)"
-                                if overtaken else f"numba is faster at every measured batch size"))
+                if med["numpy"] < med["numba"]:
+                    overtaken = overtaken or batch
+                else:
+                    last_numba_win = batch
+            crossover.append(f"{preset_name}, {n_threads} thread(s): " + (
+                "numba is faster at every measured batch size" if overtaken is None else
+                f"numpy overtakes numba between batch {last_numba_win} and {overtaken}" if last_numba_win
+                and last_numba_win < overtaken else f"numpy is faster from batch {overtaken} on"))
     threads_info = threads.info()
     lines = describe_machine() + [f"threads in force at the end: {threads_info}",
                                   f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f} "
