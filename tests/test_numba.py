@@ -58,7 +58,9 @@ def big_problem(hidden, output, dtype="float32"):
     """Layers wide enough (batch x n_in x n_out >= the parallel threshold) that every
     kernel takes its prange path, three layers so BP2 runs in parallel too, and odd
     halves (15, 25 neurons) so a split moves where rows are paired."""
-    spec = NetworkSpec((784, 30, 54, 10), hidden, output, dtype)
+    from impls.numba_kernels import PARALLEL_MIN_MACS
+    spec = NetworkSpec((784, 30, 162, 10), hidden, output, dtype)
+    assert min(32 * n_in * n_out for n_in, n_out in zip(spec.sizes[:2], spec.sizes[1:3])) >= PARALLEL_MIN_MACS
     params, X, y = random_problem(spec, seed=3, batch=100)
     return spec, params, X, y
 
