@@ -67,7 +67,7 @@ class NumbaNetwork(Network):
         start = time.perf_counter()
         theta = np.full_like(self.theta, 0.01)
         X, y = np.zeros((2, self.spec.sizes[0]), self.np_dtype), np.zeros(2, np.int64)
-        order = np.arange(2)
+        order = np.arange(2, dtype=np.int64)
         K.train_epoch(theta, self.sizes, self.hidden, self.output, X, y, order, 1, 0.1, self.n_threads)
         K.feedforward(theta, self.sizes, self.hidden, self.output, X, self.n_threads)
         K.minibatch(theta, self.sizes, self.hidden, self.output, X, y, 0.1, self.n_threads)
@@ -101,23 +101,31 @@ class NumbaNetwork(Network):
         return y if y.flags.writeable else y.copy()
 
     # -- the mathematics (in impls.numba_kernels) ------------------------------------------------
+    # Compiled loops do not check bounds: a wrong width, label or index would read past an
+    # array instead of raising, so they are checked here (O(batch), outside the loops).
     def feedforward(self, X):
+        self.check_batch(X)
         numba.set_num_threads(self.n_threads)
         return K.feedforward(self.theta, self.sizes, self.hidden, self.output, X, self.n_threads)
 
     def backprop(self, X, y):
+        self.check_batch(X, y)
         numba.set_num_threads(self.n_threads)
         cost, grad = K.minibatch(self.theta, self.sizes, self.hidden, self.output, X, y, 0.0, self.n_threads)
         return cost, self._views(grad)
 
     def update_mini_batch(self, X, y, lr):
+        self.check_batch(X, y)
         numba.set_num_threads(self.n_threads)
-        return K.minibatch(self.theta, self.sizes, self.hidden, self.output, X, y, lr, self.n_threads)[0]
+        return K.minibatch(self.theta, self.sizes, self.hidden, self.output, X, y, float(lr), self.n_threads)[0]
 
     def train_epoch(self, order, batch_size, lr):
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         order = self.aslabels(order)
+        if order.size and (order.min() < 0 or order.max() >= self.n_train):
+            raise ConfigError(f"example order must index the {self.n_train} training examples, "
+                              f"got values {order.min()}..{order.max()}")
         if self.profile:
             return self._epoch_in_python(self.theta, self.X_train, self.y_train, order, batch_size, lr)
         numba.set_num_threads(self.n_threads)

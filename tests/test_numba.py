@@ -139,11 +139,23 @@ def test_threads_recorded_and_checked():
             net.set_threads(bad)
 
 
-def test_bad_batch_size_is_a_config_error():
+def test_bad_input_is_a_config_error_not_a_read_out_of_bounds():
+    """The compiled loops do not check bounds, so the wrapper must."""
     net = create("numba", NetworkSpec((4, 3, 2)))
     net.set_training_data(np.zeros((5, 4)), np.zeros(5, dtype=int))
     with pytest.raises(ConfigError, match="batch size"):
         net.train_epoch(np.arange(5), 0, 0.1)
+    with pytest.raises(ConfigError, match="order must index the 5"):
+        net.train_epoch(np.array([0, 1, 5]), 2, 0.1)
+    with pytest.raises(ConfigError, match="order must index the 5"):
+        net.train_epoch(np.array([-1, 1]), 2, 0.1)
+    X = net.asarray(np.zeros((3, 4)))
+    with pytest.raises(ConfigError, match=r"shaped \(n, 4\)"):
+        net.feedforward(net.asarray(np.zeros((3, 5))))
+    with pytest.raises(ConfigError, match="labels must lie in 0..1"):
+        net.update_mini_batch(X, net.aslabels([0, 1, 2]), 0.1)
+    with pytest.raises(ConfigError, match="labels must be 3 integers"):
+        net.backprop(X, net.aslabels([0, 1]))
 
 
 # -- compilation happens at construction, never inside a timed call ----------------------------
