@@ -7,13 +7,13 @@ them, and ``train_epoch`` is ONE compiled call that walks every mini-batch itsel
 The loops are blocked so each loaded number feeds several multiply-adds, and each
 layer's neurons are split between threads with ``prange``.
 
-Threads: Numba's pool is separate from OpenBLAS's (pthreads, used by ``numpy``) and
-from PyTorch's OpenMP runtime. Numba's threading layer is chosen as OpenMP first (a
-parallel region costs ~1.5 us here; the 'workqueue' layer ~110 us, too slow for one
-region per mini-batch); it is GNU libgomp from the system, a different copy from the
-libgomp torch bundles, so ``omp_set_num_threads`` in one does not change the other.
-``set_threads(n)`` pins Numba's count and the kernels split work into exactly n parts;
-results do not depend on n at all. ``impls.threads.pin`` limits BLAS/OpenMP pools.
+Threads: Numba's threading layer is chosen as OpenMP first (a parallel region costs
+~1.5 us here; the 'workqueue' layer ~110 us, too slow for regions per mini-batch). That
+is the system's libgomp, which torch also binds to if it is imported after Numba has
+started its threads (otherwise torch keeps the copy it bundles); OpenBLAS, behind
+``numpy``, runs its own pthreads. Numba hands its own thread count to every region, so
+``torch.set_num_threads`` and threadpoolctl limits do not change it: ``set_threads(n)``
+does, and the kernels split work into exactly n parts. Results do not depend on n.
 
 Profiling: py-spy cannot see inside compiled code. With ``NNBENCH_NUMBA_PROFILE=1``
 (or ``profile=True``) ``train_epoch`` runs the mini-batch loop in Python and calls the

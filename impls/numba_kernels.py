@@ -29,9 +29,9 @@ FASTMATH = frozenset({"reassoc", "contract"})
 
 def jit(parallel=False):
     """``njit`` with the flags above, cached on disk where Numba finds a writable place:
-    the package's ``__pycache__``, else ``$NUMBA_CACHE_DIR`` or the per-user cache
-    (``~/.cache/numba``), so a read-only install still caches. With nowhere writable,
-    Numba refuses ``cache=True`` at decoration; then compile afresh in each process."""
+    ``$NUMBA_CACHE_DIR`` if set, else the package's ``__pycache__``, else the per-user
+    cache (``~/.cache/numba``), so a read-only install still caches. With nowhere
+    writable, Numba refuses ``cache=True`` at decoration; then compile in each process."""
     def decorate(fn):
         options = dict(parallel=parallel, fastmath=set(FASTMATH), nogil=True)
         try:
