@@ -170,14 +170,15 @@ def output_layer(Z, output, y, delta):
         z = Z[m]
         if output == SOFTMAX_CROSSENTROPY:
             z_max = z.max()
+            # -ln a_y from the logits (log-softmax) stays finite when a_y underflows
+            z_y = z[y[m]] if delta.shape[0] else z_max
             e_sum = Z.dtype.type(0)
             for i in range(n):
-                e_sum += np.exp(z[i] - z_max)
-            if delta.shape[0]:
-                # -ln a_y from the logits (log-softmax) stays finite when a_y underflows
-                total += z_max + np.log(e_sum) - z[y[m]]
+                z[i] = np.exp(z[i] - z_max)
+                e_sum += z[i]
+            total += z_max + np.log(e_sum) - z_y
             for i in range(n):
-                z[i] = np.exp(z[i] - z_max) / e_sum
+                z[i] /= e_sum
         else:
             for i in range(n):
                 z[i] = one / (one + np.exp(-z[i]))
