@@ -143,15 +143,19 @@ def main(argv=None) -> int:
                 "numba is faster at every measured batch size" if overtaken is None else
                 f"numpy overtakes numba between batch {last_numba_win} and {overtaken}" if last_numba_win
                 and last_numba_win < overtaken else f"numpy is faster from batch {overtaken} on"))
-    threads_info = threads.info()
-    lines = describe_machine() + [f"threads in force at the end: {threads_info}",
-                                  f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f} "
-                                  "(anything else running on these cores shows up in the times)",
-                                  f"{args.dtype}, {args.repeats} timed epochs per cell after 1 warm-up, {SETTLE} s idle before "
-                                  f"each, seed {args.seed}; cells: median [min-max] seconds per epoch"]
+    data_env = [f"NNBENCH_DATA={os.environ['NNBENCH_DATA']}"] if "NNBENCH_DATA" in os.environ and not args.data else []
+    command = " ".join(data_env + ["flock /tmp/nnbench-timing.lock", ".venv/bin/python", *sys.argv])
+    lines = describe_machine() + [
+        f"threads in force at the end: {threads.info()}",
+        f"load average (1 min) before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f} "
+        "(anything else running on these cores shows up in the times)",
+        f"{args.dtype}, {args.repeats} timed epochs per cell after 1 warm-up, {SETTLE} s idle before each, "
+        f"seed {args.seed}; cells: median [min-max] seconds per epoch",
+        f"reproduce: `{command}`"]
     table = tabulate(rows, headers=["preset", "batch", "threads", "numpy s", "numba s", "numpy/numba",
                                     "numba GFLOP/s"], tablefmt="github")
-    report = "\n".join(lines) + "\n\n" + table + "\n\ncrossover:\n" + "\n".join(f"- {c}" for c in crossover) + "\n"
+    report = ("## numba vs numpy: seconds per epoch on MNIST\n\n" + "\n".join(f"- {line}" for line in lines)
+              + "\n\n" + table + "\n\ncrossover:\n\n" + "\n".join(f"- {c}" for c in crossover) + "\n")
     if not args.no_compile_time:
         with tempfile.TemporaryDirectory() as cache:
             cold = first_call_seconds(args.dtype, cache)
