@@ -16,6 +16,7 @@ from .errors import ConfigError, UnavailableError
 REGISTRY: dict[str, tuple[str, str, dict]] = {
     "reference": ("impls.reference", "ReferenceNetwork", {}),
     "numpy": ("impls.numpy_impl", "NumpyNetwork", {}),
+    "numba": ("impls.numba_impl", "NumbaNetwork", {}),
     "torch-idiomatic-cpu": ("impls.torch_idiomatic", "IdiomaticTorchNetwork", {"device": "cpu"}),
     "torch-idiomatic-cuda": ("impls.torch_idiomatic", "IdiomaticTorchNetwork", {"device": "cuda"}),
     "torch-fast-cpu": ("impls.torch_fast", "FastTorchNetwork", {"device": "cpu"}),
