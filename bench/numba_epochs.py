@@ -38,7 +38,7 @@ IMPLS = ("numpy", "numba")
 #: would be a measurement of this script, not of either implementation.
 SETTLE = 0.25
 #: a cell whose slowest epoch took this many times its fastest is marked: on 2 cores one
-#: busy process elsewhere made 2-thread epochs of both implementations 3-30x slower
+#: busy process elsewhere made 2-thread epochs 10-35x (numba) and up to 6x (numpy) slower
 NOISY = 1.5
 
 
