@@ -37,6 +37,9 @@ IMPLS = ("numpy", "numba")
 #: up to half speed on 2 cores (0.15 s instead of 0.07 s at nielsen batch 128), which
 #: would be a measurement of this script, not of either implementation.
 SETTLE = 0.25
+#: a cell whose slowest epoch took this many times its fastest is marked: on 2 cores one
+#: busy process elsewhere made 2-thread epochs 10-35x (numba) and up to 6x (numpy) slower
+NOISY = 1.5
 
 
 def flop_per_example(sizes) -> int:
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
 
     data = load_dataset(args.data)
     load_before = os.getloadavg()[0]
-    rows, crossover = [], []
+    rows, crossover, suspect = [], [], False
     for preset_name in args.presets:
         preset = get_preset(preset_name)
         spec = preset.spec(args.dtype)
@@ -132,9 +135,12 @@ def main(argv=None) -> int:
             for batch in args.batch_sizes:
                 t = time_epochs(nets, params, X, y, batch, preset.lr, args.repeats, args.seed)
                 med = {name: statistics.median(t[name]) for name in IMPLS}
+                noisy = any(max(t[n]) > NOISY * min(t[n]) for n in IMPLS)
+                suspect |= noisy
                 rows.append([preset_name, batch, n_threads]
                             + [f"{med[n]:.4f} [{min(t[n]):.4f}-{max(t[n]):.4f}]" for n in IMPLS]
-                            + [f"{med['numpy'] / med['numba']:.2f}", f"{gflop / med['numba']:.1f}"])
+                            + [f"{med['numpy'] / med['numba']:.2f}" + (" !" if noisy else ""),
+                               f"{gflop / med['numba']:.1f}"])
                 if med["numpy"] < med["numba"]:
                     overtaken = overtaken or batch
                 else:
@@ -154,6 +160,9 @@ def main(argv=None) -> int:
         f"reproduce: `{command}`"]
     table = tabulate(rows, headers=["preset", "batch", "threads", "numpy s", "numba s", "numpy/numba",
                                     "numba GFLOP/s"], tablefmt="github")
+    if suspect:
+        table += (f"\n\n! slowest epoch > {NOISY}x the fastest: something else was probably running on these "
+                  "cores; rerun before trusting that row (and the crossover)")
     report = ("## numba vs numpy: seconds per epoch on MNIST\n\n" + "\n".join(f"- {line}" for line in lines)
               + "\n\n" + table + "\n\ncrossover:\n\n" + "\n".join(f"- {c}" for c in crossover) + "\n")
     if not args.no_compile_time:
