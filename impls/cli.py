@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import warnings
 
@@ -104,6 +105,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("nnbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `nnbench list | head`: the reader has gone. Point stdout at /dev/null so the
+        # interpreter's final flush does not print a second traceback, and exit like `yes | head`.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
