@@ -311,8 +311,11 @@ def headline(run: Run) -> str:
 def machine_section(run: Run) -> str:
     m, meta = run.machine, run.meta
     nn = m.get("nnbench", {})
-    blas = "; ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('threading_layer')}, "
-                     f"{b.get('architecture')}, {b.get('num_threads')} threads)" for b in nn.get("blas", []))
+    # threadpoolctl reports no version/architecture for OpenMP runtimes: show what is known,
+    # and the library file, which tells torch's bundled libgomp from the system one numba uses.
+    blas = "; ".join(" ".join(str(b[k]) for k in ("internal_api", "version") if b.get(k))
+                     + f" ({', '.join(str(b[k]) for k in ('library', 'threading_layer', 'architecture') if b.get(k))}"
+                     + f", {b.get('num_threads')} threads)" for b in nn.get("blas", []))
     versions = ", ".join(f"{k} {v}" for k, v in nn.get("versions", {}).items() if v)
     peak = meta.get("gemm_peak_gflops") or {}
     others = meta.get("other_processes_cpu_share")
@@ -328,7 +331,7 @@ def machine_section(run: Run) -> str:
                 f"({nn.get('usable_cpus')} usable)"),
         ("threads", f"pinned to {meta.get('pinned_threads')}; in force: "
                     + ", ".join(f"{k}={v}" for k, v in nn.get("threads", {}).items())),
-        ("BLAS", blas or "?"),
+        ("BLAS/OpenMP pools", blas or "?"),
         ("GEMM peak", ", ".join(f"{'SGEMM' if d == 'float32' else 'DGEMM'} {v:.0f} GFLOP/s" for d, v in peak.items())
                       + " (NumPy 2048² product, best of 5, pinned threads)" if peak else "not measured"),
         ("GPU", nn.get("gpu") or "none"),
