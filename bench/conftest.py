@@ -19,7 +19,8 @@ from impls.testing import impl_params, mnist  # noqa: F401  (fixture)
 from .harness import MODES, REFERENCE, SYNC_TIMER, Mode, gemm_peak, tta_tag
 from .plugin import (  # noqa: F401  (hooks: this conftest is their plugin)
     pytest_addoption, pytest_benchmark_update_json, pytest_configure, pytest_benchmark_update_machine_info,
-    pytest_runtest_call, pytest_runtest_makereport, pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary)
+    pytest_runtest_call, pytest_runtest_makereport, pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary,
+    pytest_terminal_summary_fail_on_regression)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .harness import MODES, OTHERS_WARN, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
 CPU_AT_START = pytest.StashKey[tuple]()
+SESSION = pytest.StashKey[pytest.Session]()
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
 
 
@@ -192,7 +193,23 @@ def _divert_save(session, bs) -> None:
                             f"baseline: {where}", red=True, bold=True)
 
 
+# (pytest only registers names starting with pytest_; specname says which hook)
+@pytest.hookimpl(wrapper=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_fail_on_regression(terminalreporter, config):
+    """pytest-benchmark reports a --benchmark-compare-fail regression by raising from its
+    summary, which prints a traceback after its own clear list of what regressed. Keep the
+    list, drop the traceback, and fail the run through its exit status instead."""
+    from pytest_benchmark.session import PerformanceRegression
+    try:
+        return (yield)
+    except PerformanceRegression:
+        terminalreporter.write_line("nnbench: performance regressed beyond --benchmark-compare-fail "
+                                    "(the benchmarks are listed above)", red=True, bold=True)
+        config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_sessionstart(session):
+    session.config.stash[SESSION] = session
     bs = getattr(session.config, "_benchmarksession", None)
     if bs is not None and bs.compare_fail and not bs.compared_mapping:
         raise pytest.UsageError(

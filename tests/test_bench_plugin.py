@@ -82,3 +82,18 @@ def test_compare_fail_without_a_saved_run_is_a_usage_error(session):
     code, out = session("-k", "passes", "--benchmark-compare", "--benchmark-compare-fail=median:15%")
     assert code == pytest.ExitCode.USAGE_ERROR, out
     assert "no saved benchmark run to compare against" in out
+
+
+def test_regression_fails_the_run_with_a_message_not_a_traceback(session, tmp_path, monkeypatch):
+    (tmp_path / "test_suite.py").write_text(
+        'import os, time\nPHASE = "forward"\n\n'
+        'def test_sleeps(benchmark):\n    benchmark(time.sleep, float(os.environ["NNBENCH_TEST_SLEEP"]))\n')
+    monkeypatch.setenv("NNBENCH_TEST_SLEEP", "0")
+    code, out = session("--benchmark-autosave")
+    assert code == 0, out
+    monkeypatch.setenv("NNBENCH_TEST_SLEEP", "0.02")              # 20 ms where there was ~0
+    code, out = session("--benchmark-compare", "--benchmark-compare-fail=median:15%")
+    assert code == pytest.ExitCode.TESTS_FAILED, out
+    assert "test_sleeps" in out and "PercentageRegressionCheck" in out
+    assert "performance regressed beyond --benchmark-compare-fail" in out
+    assert "Traceback" not in out, out
