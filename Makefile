@@ -35,23 +35,23 @@ train: $(STAMP)
 
 # The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved to
 # the history in .benchmarks/<machine>/ (the --benchmark-compare baseline); a failed one goes to
-# .benchmarks/failed/ instead (bench/plugin.py). Either way results/ is rendered from the run's
+# .benchmarks/failed/ instead (bench/plugin.py). Either way $(3) is rendered from the run's
 # JSON, failures marked, and make exits with pytest's status; an interrupted run (status > 1)
-# leaves results/ as it was.
+# leaves it as it was. bench-quick renders into results/quick/ so it never replaces the full run's tables.
 define run_bench
 	@mkdir -p .benchmarks && rm -f .benchmarks/last-$(1).json
 	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m pytest bench --bench-mode=$(1) --benchmark-autosave \
 	    --benchmark-json=.benchmarks/last-$(1).json $(ARGS) || status=$$?; \
-	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out results || status=$$?; \
-	else echo "make: pytest exited with status $$status: results/ left as it was" >&2; fi; \
+	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out $(3) || status=$$?; \
+	else echo "make: pytest exited with status $$status: $(3) left as it was" >&2; fi; \
 	exit $$status
 endef
 
 bench: $(STAMP)
-	$(call run_bench,full,make bench)
+	$(call run_bench,full,make bench,results)
 
 bench-quick: $(STAMP)
-	$(call run_bench,quick,make bench-quick)
+	$(call run_bench,quick,make bench-quick,results/quick)
 
 # Re-run the MODE (default quick) suites against the last saved run; saves nothing.
 compare: $(STAMP)
