@@ -33,7 +33,22 @@ def info(net=None) -> dict:
     if "torch" in sys.modules:
         record["torch"] = sys.modules["torch"].get_num_threads()
     if "numba" in sys.modules:
-        record["numba"] = sys.modules["numba"].get_num_threads()
+        record["numba"] = _numba_threads(sys.modules["numba"])
     if net is not None:
         record.update(net.threads())
     return record
+
+
+def _numba_threads(numba) -> int:
+    """Numba's thread count, without starting its pool just to ask.
+
+    ``numba.get_num_threads()`` starts the pool, and starting it can move torch's own thread
+    count: on a 16-CPU machine (torch 2.11+cu130, numba 0.68, both on OpenMP), with numba
+    imported before torch as the registry does, torch went from the 2 threads it was set to
+    to 16 the moment the pool started, so recording the counts changed them. On the 2-CPU
+    development machine both are 2 and nothing shows.
+    """
+    from numba.np.ufunc import parallel
+    if not parallel._is_initialized:
+        return numba.config.NUMBA_NUM_THREADS     # what the pool will start with
+    return numba.get_num_threads()
