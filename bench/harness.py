@@ -123,26 +123,54 @@ def phase_flops(spec, phase: str, examples: int, batch: int) -> int:
 
 
 # -- this machine's ceiling ------------------------------------------------------------------
-_PEAK: dict[str, float] = {}
+_PEAK: dict[str, dict[str, float]] = {}     # device type ("cpu", "cuda") -> dtype -> GFLOP/s
+#: the GPU's product is larger: at 2048 it takes well under a millisecond, so launch and
+#: timer costs would show in the peak
+GPU_GEMM_N = 8192
 
 
-def gemm_peak(n: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """GFLOP/s of NumPy's n x n matrix product (best of ``repeats``) per dtype, measured
-    once per process under the thread limits then in force: SGEMM for float32, DGEMM for
-    float64. Each implementation's GFLOP/s is shown as a share of its own dtype's peak."""
-    if not _PEAK:
-        rng = np.random.default_rng(0)
-        for dtype in ("float32", "float64"):
-            a = rng.random((n, n)).astype(dtype)
-            a @ a  # first call: BLAS thread start-up and page faults
-            best = min(_timed(lambda: a @ a) for _ in range(repeats))
-            _PEAK[dtype] = 2 * n ** 3 / best / 1e9
-    return dict(_PEAK)
+def gemm_peak(n: int = 2048, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
+    """GFLOP/s of an n x n matrix product (best of ``repeats``) per dtype, measured once per
+    process and device: SGEMM for float32, DGEMM for float64. On the CPU it is NumPy's, under
+    the thread limits then in force; on "cuda" torch's (n = ``GPU_GEMM_N``, TF32 off as in the
+    implementations). Each implementation's GFLOP/s is shown as a share of its own device's and
+    dtype's peak."""
+    if device not in _PEAK:
+        _PEAK[device] = _cpu_peak(n, repeats) if device == "cpu" else _torch_peak(GPU_GEMM_N, repeats, device)
+    return dict(_PEAK[device])
 
 
-def measured_peak() -> dict[str, float] | None:
-    """The peak if this process measured it, else None (reporting never triggers a measurement)."""
-    return dict(_PEAK) or None
+def _cpu_peak(n, repeats):
+    rng, peak = np.random.default_rng(0), {}
+    for dtype in ("float32", "float64"):
+        a = rng.random((n, n)).astype(dtype)
+        a @ a  # first call: BLAS thread start-up and page faults
+        best = min(_timed(lambda: a @ a) for _ in range(repeats))
+        peak[dtype] = 2 * n ** 3 / best / 1e9
+    return peak
+
+
+def _torch_peak(n, repeats, device):
+    import torch
+    peak = {}
+    for dtype in ("float32", "float64"):
+        a = torch.rand(n, n, dtype=getattr(torch, dtype), device=device)
+        seconds = []
+        for _ in range(repeats + 1):     # the first: cuBLAS handle, workspace and kernel selection
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            a @ a
+            end.record()
+            end.synchronize()
+            seconds.append(start.elapsed_time(end) / 1e3)
+        peak[dtype] = 2 * n ** 3 / min(seconds[1:]) / 1e9
+        del a
+    return peak
+
+
+def measured_peak(device: str = "cpu") -> dict[str, float] | None:
+    """The device's peak if this process measured it, else None (reporting never triggers a measurement)."""
+    return dict(_PEAK[device]) if device in _PEAK else None
 
 
 def _timed(fn) -> float:
@@ -191,7 +219,8 @@ def record(benchmark, *, phase: str, net, preset, batch: int, examples: int, **m
                                 flops=flops, status="passed", **more)
     stats = record_spread(benchmark, net)
     if stats:
-        peak = gemm_peak()[net.spec.dtype]
+        # Torch implementations carry a torch.device; every other one computes on the CPU.
+        peak = gemm_peak(device=getattr(getattr(net, "device", None), "type", "cpu"))[net.spec.dtype]
         gflops = flops / stats.median / 1e9
         benchmark.extra_info.update(examples_per_s=examples / stats.median, gflops=gflops, peak_gflops=peak,
                                     pct_peak=100 * gflops / peak)

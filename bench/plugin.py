@@ -146,6 +146,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "command": os.environ.get("NNBENCH_COMMAND")
                    or shlex.join(["pytest", *map(str, config.invocation_params.args)]),
         "gemm_peak_gflops": measured_peak(),
+        "gpu_gemm_peak_gflops": measured_peak("cuda"),
         "other_processes_cpu_share": other_processes_share(config.stash.get(CPU_AT_START, None)),
         "available": available(),
         "session": "failed" if session_failed(config) else "passed",
@@ -226,13 +227,13 @@ def _version(package: str) -> str | None:
 
 
 def _gpu() -> str | None:
-    torch = sys.modules.get("torch")   # asking must not import torch
+    if "torch" not in sys.modules:     # asking must not import torch
+        return None
+    from impls.torch_common import describe_cuda_device
     try:
-        if torch is not None and torch.cuda.is_available():
-            return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return describe_cuda_device()
     except Exception:                  # a broken driver is "no GPU" for the record
-        pass
-    return None
+        return None
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

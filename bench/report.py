@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .harness import FEW_ROUNDS, OTHERS_WARN, REFERENCE, UNSTABLE, spread
+from .harness import FEW_ROUNDS, GPU_GEMM_N, OTHERS_WARN, REFERENCE, UNSTABLE, spread
 
 PHASES = ("forward", "backward", "epoch")
 TTA = "time-to-accuracy"
@@ -96,7 +96,10 @@ class Run:
 
     @property
     def available(self) -> list[str]:
-        return [i for i in self.impls if not self.meta.get("available", {}).get(i)]
+        """Implementations that could run here and did: a run narrowed with ``-k`` (say to the
+        CUDA ones) gets no empty rows for the rest."""
+        ran = {t.impl for t in self.timings} | {o.get("impl") for o in self.meta.get("outcomes", [])}
+        return [i for i in self.impls if not self.meta.get("available", {}).get(i) and i in ran]
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -221,7 +224,7 @@ def phase_tables(run: Run, phase: str) -> str:
              "\n**Speedup vs `numpy`**\n",
              table(speedup_cell("numpy")),
              "\n**GFLOP/s** (matrix-product FLOPs of the phase / median time; in brackets the share of "
-             "this machine's GEMM peak for the implementation's dtype)\n",
+             "this machine's GEMM peak for the implementation's dtype, on its device: the GPU's for CUDA)\n",
              table(gflops_cell)]
     return "\n".join(parts) + "\n" + not_available(run)
 
@@ -317,7 +320,7 @@ def machine_section(run: Run) -> str:
                      + f" ({', '.join(str(b[k]) for k in ('library', 'threading_layer', 'architecture') if b.get(k))}"
                      + f", {b.get('num_threads')} threads)" for b in nn.get("blas", []))
     versions = ", ".join(f"{k} {v}" for k, v in nn.get("versions", {}).items() if v)
-    peak = meta.get("gemm_peak_gflops") or {}
+    peak, gpu_peak = meta.get("gemm_peak_gflops") or {}, meta.get("gpu_gemm_peak_gflops")
     others = meta.get("other_processes_cpu_share")
     commit = run.commit
     rows = [
@@ -332,9 +335,11 @@ def machine_section(run: Run) -> str:
         ("threads", f"pinned to {meta.get('pinned_threads')}; in force: "
                     + ", ".join(f"{k}={v}" for k, v in nn.get("threads", {}).items())),
         ("BLAS/OpenMP pools", blas or "?"),
-        ("GEMM peak", ", ".join(f"{'SGEMM' if d == 'float32' else 'DGEMM'} {v:.0f} GFLOP/s" for d, v in peak.items())
-                      + " (NumPy 2048² product, best of 5, pinned threads)" if peak else "not measured"),
+        ("GEMM peak", _gemm_peaks(peak) + " (NumPy 2048² product, best of 5, pinned threads)" if peak
+                      else "not measured"),
         ("GPU", nn.get("gpu") or "none"),
+        *([("GPU GEMM peak", _gemm_peaks(gpu_peak) + f" (torch, {GPU_GEMM_N}² product, best of 5; the share of peak "
+                                                      "of a CUDA implementation is of this)")] if gpu_peak else []),
         ("Python", f"{m.get('python_implementation')} {m.get('python_version')}"),
         ("libraries", versions),
         ("other processes", "not measured" if others is None else
@@ -342,6 +347,10 @@ def machine_section(run: Run) -> str:
          + (" ⚠ they competed with the benchmarks" if others > OTHERS_WARN else "")),
     ]
     return tabulate(rows, headers=["", ""], tablefmt="github", disable_numparse=True) + "\n"
+
+
+def _gemm_peaks(peak: dict) -> str:
+    return ", ".join(f"{'SGEMM' if d == 'float32' else 'DGEMM'} {v:.0f} GFLOP/s" for d, v in peak.items())
 
 
 def failures(run: Run) -> str:
@@ -410,7 +419,9 @@ def plots(run: Run) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
     plain = FuncFormatter(lambda x, _: f"{x:g}")      # 0.3, 10, 1024 rather than 3x10^-1 on log axes
-    where = f"{run.machine.get('nnbench', {}).get('cpu') or run.machine.get('node')}, " \
+    nn = run.machine.get("nnbench", {})
+    gpu = (nn.get("gpu") or "").split(" (")[0]     # the name, without memory and driver
+    where = (f"{gpu} + " if gpu else "") + f"{nn.get('cpu') or run.machine.get('node')}, " \
             f"{run.meta.get('pinned_threads')} threads"
     out = {}
     for name in names:

@@ -205,9 +205,11 @@ def header(args):
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
         else platform.processor()
-    return (f"machine: {cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, torch {torch.__version__}; threads {threads.info()}; "
-            f"repeats {args.repeats} (+1 warm-up)")
+    from impls.torch_common import describe_cuda_device
+    gpu = describe_cuda_device()
+    return (f"machine: {cpu}, {os.cpu_count()} logical CPUs; " + (f"GPU: {gpu}; " if gpu else "")
+            + f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}; "
+            f"threads {threads.info()}; repeats {args.repeats} (+1 warm-up)")
 
 
 def main(argv=None):

@@ -11,6 +11,8 @@ here changes it, so CUDA float32 results meet the same tolerances as the CPU's.
 """
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import torch
 
@@ -37,6 +39,26 @@ def device_unavailable_reason(device: str) -> str | None:
     if device == "cuda" and not torch.cuda.is_available():
         return f"no CUDA device (torch.cuda.is_available() is False; this torch build: {torch.__version__})"
     return None
+
+
+def describe_cuda_device(index: int = 0) -> str | None:
+    """The GPU, its driver and torch's CUDA in one line, for the record; None without one."""
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(index)
+    return (f"{props.name} ({props.total_memory / 2**30:.1f} GiB, compute capability {props.major}.{props.minor}, "
+            f"{props.multi_processor_count} SMs), driver {_nvidia_driver() or '?'}, "
+            f"CUDA {torch.version.cuda} (torch {torch.__version__})")
+
+
+def _nvidia_driver() -> str | None:
+    # torch reports only the CUDA API version the driver supports, not the driver's own version.
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.split("\n", 1)[0].strip() or None
 
 
 class TorchNetwork(Network):

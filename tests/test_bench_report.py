@@ -145,6 +145,22 @@ def test_time_to_accuracy_table_counts_stalls_and_shows_failures(tmp_path):
     assert row(files["README.md"], "## Headline", "numpy")[-1] == "3 s (2/3 seeds)"
 
 
+def test_machine_names_the_gpu_its_driver_and_its_own_gemm_peak(tmp_path):
+    data = run_json([timing("epoch", "fast", 10, 1.0)])
+    data["machine_info"]["nnbench"]["gpu"] = "NVIDIA H100 80GB HBM3 (79.2 GiB, ...), driver 580.159.04, CUDA 13.0"
+    data["nnbench"]["gpu_gemm_peak_gflops"] = {"float32": 51000.0, "float64": 52000.0}
+    readme = render(tmp_path, data)["README.md"]
+    assert row(readme, "## Machine", "GPU")[0].startswith("NVIDIA H100 80GB HBM3") and "driver 580.159.04" in readme
+    assert row(readme, "## Machine", "GPU GEMM peak")[0].startswith("SGEMM 51000 GFLOP/s, DGEMM 52000 GFLOP/s")
+    assert "GPU GEMM peak" not in render(tmp_path, run_json([timing("epoch", "fast", 10, 1.0)]))["README.md"]
+
+
+def test_implementations_left_out_of_the_run_get_no_rows(tmp_path):
+    readme = render(tmp_path, run_json([timing("epoch", "fast", 10, 1.0)]))["README.md"]   # as with -k fast
+    headline = readme[readme.index("## Headline"):]
+    assert "| fast " in headline and "| numpy " not in headline and "| reference " not in headline
+
+
 def test_writes_every_file_and_a_compact_json(tmp_path):
     src = tmp_path / "run.json"
     src.write_text(json.dumps(run_json([timing("epoch", "numpy", 10, 0.3, examples=50_000),
