@@ -17,8 +17,10 @@ does, and the kernels split work into exactly n parts. Results do not depend on 
 
 Profiling: py-spy cannot see inside compiled code. With ``NNBENCH_NUMBA_PROFILE=1``
 (or ``profile=True``) ``train_epoch`` runs the mini-batch loop in Python and calls the
-``forward``, ``backward`` and ``update`` kernels from separate lines, so py-spy splits
-the time between them; the results are bit-for-bit those of the fused epoch.
+``forward`` and ``backward`` kernels (the SGD step is fused into ``backward``) from
+separate lines, so py-spy splits the time between them; the results are bit-for-bit
+those of the fused epoch, which also starts the next mini-batch's first layer inside
+``backward`` (one parallel region per mini-batch instead of two).
 """
 from __future__ import annotations
 
@@ -141,9 +143,9 @@ class NumbaNetwork(Network):
         total, batches = 0.0, minibatches(len(order), batch_size)
         for start, stop in batches:
             rows = order[start:stop]
-            K.forward(theta, layout, self.hidden, X, rows, acts, n)
-            total += K.backward(theta, layout, self.hidden, self.output, X, y, rows, acts, deltas, grad, 0.0, n)
-            K.update(theta, grad, float(lr))
+            K.forward(theta, layout, self.hidden, X, rows, acts, n, 0)
+            total += K.backward(theta, layout, self.hidden, self.output, X, y, rows, acts, deltas, grad, float(lr), n,
+                                rows[:0])
         return total / len(batches)
 
     # -- threads ---------------------------------------------------------------------------------

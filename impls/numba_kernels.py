@@ -11,7 +11,8 @@ Parallelism splits each layer's *neurons* between threads: neuron j's z, its row
 nabla_W and its row of W belong to one thread (the same one in the forward and the
 backward pass, so the row stays in that core's cache), and every sum is taken in the
 same order however the neurons are split. So the results are bit-for-bit the same for
-any thread count. Work too small to pay for a parallel region (1.5-3 us on 2 cores)
+any thread count. In ``train_epoch`` the thread that updates a row of W_1 also feeds
+the next mini-batch through that row, in the same region: one region per mini-batch. Work too small to pay for a parallel region (1.5-3 us on 2 cores)
 runs serially.
 """
 import warnings
@@ -89,6 +90,18 @@ def _chunk(c, n_chunks, n):
 
 
 @jit()
+def _blocks(B):
+    """Start and end of each block of examples: BLOCK long, except that the last one takes
+    in the remainder (up to 2 BLOCK - 1 long). At batch 10 that is one block, so W
+    streams through the cache once instead of a second time for two examples."""
+    n = max(1, B // BLOCK)
+    bounds = np.empty((n, 2), np.int64)
+    for i in range(n):
+        bounds[i, 0], bounds[i, 1] = i * BLOCK, B if i == n - 1 else (i + 1) * BLOCK
+    return bounds
+
+
+@jit()
 def _serial(n_chunks, B, lay):
     return n_chunks == 1 or B * lay[N_IN] * lay[N_OUT] < PARALLEL_MIN_MACS
 
@@ -112,10 +125,10 @@ def _forward_rows(A_in, rows, W, b, A_out, kind, j0, j1):
     last neuron/example, which recomputes and rewrites the same value."""
     zero = W.dtype.type(0)
     B, n_in = rows.size, W.shape[1]
-    for m_block in range(0, B, BLOCK):
+    for e0, e1 in _blocks(B):
         for j in range(j0, j1, 4):
             w0, w1, w2, w3 = W[j], W[min(j + 1, j1 - 1)], W[min(j + 2, j1 - 1)], W[min(j + 3, j1 - 1)]
-            for m in range(m_block, min(m_block + BLOCK, B), 2):
+            for m in range(e0, e1, 2):
                 m1 = min(m + 1, B - 1)
                 x0, x1 = A_in[rows[m]], A_in[rows[m1]]
                 s00 = s10 = s20 = s30 = s01 = s11 = s21 = s31 = zero
@@ -145,12 +158,15 @@ def _dense_forward(A_in, rows, W, b, A_out, kind, lay, n_chunks):
 
 
 @jit()
-def forward(theta, layout, hidden, X, rows, acts, n_chunks):
+def forward(theta, layout, hidden, X, rows, acts, n_chunks, first):
     """Feed the examples X[rows] forward, keeping every layer's activations in ``acts``
-    (the last layer's are its logits z until ``output_layer`` is applied)."""
+    (the last layer's are its logits z until ``output_layer`` is applied). Layers before
+    ``first`` are taken as done (``backward`` can do layer 1 of the next mini-batch)."""
     B, L = rows.size, layout.shape[0]
     A_in, in_rows = X, rows
-    for l in range(L):
+    if first > 0:
+        A_in, in_rows = _matrix(acts, layout[first - 1, A_OFF], B, layout[first - 1, N_OUT]), np.arange(B)
+    for l in range(first, L):
         lay = layout[l]
         W, b = _layer(theta, lay)
         A_out = _matrix(acts, lay[A_OFF], B, lay[N_OUT])
@@ -282,33 +298,46 @@ def _gradient_rows(A_in, rows, delta, W, b, gW, gb, step, j0, j1):
     are still in this core's cache."""
     for j in range(j0, j1):
         gb[j] = delta[:, j].sum()
-    for m0 in range(0, rows.size, BLOCK):
-        block = rows[m0:m0 + BLOCK]
+    for e0, e1 in _blocks(rows.size):
+        block = rows[e0:e1]
         for j in range(j0, j1 - 1, 2):
-            _gradient_pair(A_in, block, delta[m0:m0 + BLOCK, j], delta[m0:m0 + BLOCK, j + 1], gW[j:j + 2], m0 == 0)
+            _gradient_pair(A_in, block, delta[e0:e1, j], delta[e0:e1, j + 1], gW[j:j + 2], e0 == 0)
         if (j1 - j0) % 2:
-            _gradient_row(A_in, block, delta[m0:m0 + BLOCK, j1 - 1], gW[j1 - 1], m0 == 0)
+            _gradient_row(A_in, block, delta[e0:e1, j1 - 1], gW[j1 - 1], e0 == 0)
     if step != 0:
         for j in range(j0, j1):
             _sgd(W[j], gW[j], step)
         _sgd(b[j0:j1], gb[j0:j1], step)
 
 
+@jit()
+def _backward_rows(A_in, rows, delta, W, b, gW, gb, step, next_rows, A_next, kind, j0, j1):
+    _gradient_rows(A_in, rows, delta, W, b, gW, gb, step, j0, j1)
+    if next_rows.size:
+        _forward_rows(A_in, next_rows, W, b, A_next, kind, j0, j1)
+
+
 @jit(parallel=True)
-def _dense_backward(A_in, rows, delta, W, b, gW, gb, step, lay, n_chunks):
+def _dense_backward(A_in, rows, delta, W, b, gW, gb, step, lay, n_chunks, next_rows, A_next, kind):
+    """BP3, BP4 and the SGD step of one layer; given ``next_rows``, also the layer's
+    forward pass for those examples with the new weights, by the same thread while
+    its rows of W are in cache, and in the same parallel region (one region per
+    mini-batch instead of two: at batch 10 a region's start costs as much as its work)."""
     if _serial(n_chunks, rows.size, lay):
-        _gradient_rows(A_in, rows, delta, W, b, gW, gb, step, 0, W.shape[0])
+        _backward_rows(A_in, rows, delta, W, b, gW, gb, step, next_rows, A_next, kind, 0, W.shape[0])
         return
     for c in prange(n_chunks):
         j0, j1 = _chunk(c, n_chunks, W.shape[0])
-        _gradient_rows(A_in, rows, delta, W, b, gW, gb, step, j0, j1)
+        _backward_rows(A_in, rows, delta, W, b, gW, gb, step, next_rows, A_next, kind, j0, j1)
 
 
 @jit()
-def backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_chunks):
+def backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_chunks, next_rows):
     """BP1-BP4 for the mini-batch X[rows] after ``forward``: the gradients of the mean
-    cost go into ``grad`` and, if lr != 0, each layer takes its SGD step as soon as its
-    error has been propagated below it. Returns the mean cost."""
+    cost go into ``grad`` or, if lr != 0, each layer takes its SGD step as soon as its
+    error has been propagated below it (``grad`` then holds the bias gradients only).
+    Layer 1 then feeds X[next_rows] forward (see ``_dense_backward``), leaving
+    ``forward(..., first=1)`` to finish that mini-batch. Returns the mean cost."""
     B, L = rows.size, layout.shape[0]
     step = theta.dtype.type(lr)
     lay = layout[L - 1]
@@ -320,20 +349,16 @@ def backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, 
         gW, gb = _layer(grad, lay)
         delta = _matrix(deltas, lay[A_OFF], B, lay[N_OUT])
         if l == 0:
-            _dense_backward(X, rows, delta, W, b, gW, gb, step, lay, n_chunks)
+            A_next = _matrix(acts, lay[A_OFF], next_rows.size, lay[N_OUT])
+            _dense_backward(X, rows, delta, W, b, gW, gb, step, lay, n_chunks, next_rows, A_next,
+                            hidden if L > 1 else IDENTITY)
         else:
             A_prev = _matrix(acts, layout[l - 1, A_OFF], B, lay[N_IN])
             # BP2 first: it needs this layer's weights before their update
             _backpropagate_delta(delta, W, A_prev, hidden, _matrix(deltas, layout[l - 1, A_OFF], B, lay[N_IN]),
                                  lay, n_chunks)
-            _dense_backward(A_prev, np.arange(B), delta, W, b, gW, gb, step, lay, n_chunks)
+            _dense_backward(A_prev, np.arange(B), delta, W, b, gW, gb, step, lay, n_chunks, rows[:0], A_prev, IDENTITY)
     return cost
-
-
-@jit()
-def update(theta, grad, lr):
-    """The SGD step theta -= lr * grad on its own (the fused path does it in ``backward``)."""
-    _sgd(theta, grad, theta.dtype.type(lr))
 
 
 @jit()
@@ -342,7 +367,7 @@ def feedforward(theta, sizes, hidden, output, X, n_threads):
     B = X.shape[0]
     layout = make_layout(sizes, B)
     acts = np.empty(layout[:, N_OUT].sum() * B, theta.dtype)
-    forward(theta, layout, hidden, X, np.arange(B), acts, n_threads)
+    forward(theta, layout, hidden, X, np.arange(B), acts, n_threads, 0)
     lay = layout[-1]
     out = _matrix(acts, lay[A_OFF], B, lay[N_OUT])
     output_layer(out, output, np.empty(0, np.int64), np.empty((0, lay[N_OUT]), theta.dtype))
@@ -352,13 +377,14 @@ def feedforward(theta, sizes, hidden, output, X, n_threads):
 @jit()
 def minibatch(theta, sizes, hidden, output, X, y, lr, n_threads):
     """Forward and backward over the whole of X: (mean cost, gradient vector). With
-    lr != 0 the SGD step is taken too (fused into the backward pass)."""
+    lr != 0 the SGD step is taken instead (fused into the backward pass) and only the
+    bias part of the gradient vector is kept."""
     B = X.shape[0]
     layout = make_layout(sizes, B)
     acts, deltas, grad = buffers(theta, layout, B)
     rows = np.arange(B)
-    forward(theta, layout, hidden, X, rows, acts, n_threads)
-    cost = backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_threads)
+    forward(theta, layout, hidden, X, rows, acts, n_threads, 0)
+    cost = backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_threads, rows[:0])
     return cost, grad
 
 
@@ -379,9 +405,11 @@ def train_epoch(theta, sizes, hidden, output, X, y, order, batch_size, lr, n_thr
     layout = make_layout(sizes, batch)
     acts, deltas, grad = buffers(theta, layout, batch)
     total, n_batches = 0.0, 0
+    forward(theta, layout, hidden, X, order[:batch_size], acts, n_threads, 0)
     for start in range(0, order.size, batch_size):
-        rows = order[start:start + batch_size]
-        forward(theta, layout, hidden, X, rows, acts, n_threads)
-        total += backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_threads)
+        rows, next_rows = order[start:start + batch_size], order[start + batch_size:start + 2 * batch_size]
+        total += backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_threads, next_rows)
+        if next_rows.size:
+            forward(theta, layout, hidden, X, next_rows, acts, n_threads, 1)
         n_batches += 1
     return total / n_batches

@@ -65,9 +65,10 @@ def test_sgd_step(pair):
 
 
 @with_all
-@pytest.mark.parametrize("batch_size", [10, 53], ids=["batch10", "fullbatch"])
+@pytest.mark.parametrize("batch_size", [10, 17, 53], ids=["batch10", "batch17", "fullbatch"])
 def test_epoch(pair, batch_size):
-    """53 examples: batch 10 leaves a short last batch, as the book's loop does."""
+    """53 examples: batch 10 leaves a short last batch, as the book's loop does; batch 17
+    an odd number of examples in a block (numba's blocks of 8 take in a remainder)."""
     net, ref = pair
     params, X, y = random_problem(net.spec, seed=4, batch=53)
     order = np.random.default_rng(5).permutation(len(X))

@@ -115,7 +115,7 @@ def test_same_result_at_any_thread_count(hidden, output):
 
 
 @pytest.mark.parametrize("hidden,output", PAIRS, ids=lambda v: v)
-@pytest.mark.parametrize("batch", [32, 7])
+@pytest.mark.parametrize("batch", [32, 17, 7])
 def test_profiling_mode_is_the_same_epoch(hidden, output, batch):
     spec, params, X, y = big_problem(hidden, output)
     assert_identical(epoch_result(spec, params, X, y, batch=batch),
