@@ -12,8 +12,8 @@ nabla_W and its row of W belong to one thread (the same one in the forward and t
 backward pass, so the row stays in that core's cache), and every sum is taken in the
 same order however the neurons are split. So the results are bit-for-bit the same for
 any thread count. In ``train_epoch`` the thread that updates a row of W_1 also feeds
-the next mini-batch through that row, in the same region: one region per mini-batch. Work too small to pay for a parallel region (1.5-3 us on 2 cores)
-runs serially.
+the next mini-batch through that row, in the same region: one region per mini-batch.
+Work too small to pay for a parallel region (1.5-3 us on 2 cores) runs serially.
 """
 import warnings
 
@@ -334,10 +334,10 @@ def _dense_backward(A_in, rows, delta, W, b, gW, gb, step, lay, n_chunks, next_r
 @jit()
 def backward(theta, layout, hidden, output, X, y, rows, acts, deltas, grad, lr, n_chunks, next_rows):
     """BP1-BP4 for the mini-batch X[rows] after ``forward``: the gradients of the mean
-    cost go into ``grad`` or, if lr != 0, each layer takes its SGD step as soon as its
-    error has been propagated below it (``grad`` then holds the bias gradients only).
-    Layer 1 then feeds X[next_rows] forward (see ``_dense_backward``), leaving
-    ``forward(..., first=1)`` to finish that mini-batch. Returns the mean cost."""
+    cost go into ``grad`` and, if lr != 0, each layer takes its SGD step as soon as its
+    error has been propagated below it. Layer 1 then feeds X[next_rows] forward (see
+    ``_dense_backward``), leaving ``forward(..., first=1)`` to finish that mini-batch.
+    Returns the mean cost."""
     B, L = rows.size, layout.shape[0]
     step = theta.dtype.type(lr)
     lay = layout[L - 1]
@@ -377,8 +377,7 @@ def feedforward(theta, sizes, hidden, output, X, n_threads):
 @jit()
 def minibatch(theta, sizes, hidden, output, X, y, lr, n_threads):
     """Forward and backward over the whole of X: (mean cost, gradient vector). With
-    lr != 0 the SGD step is taken instead (fused into the backward pass) and only the
-    bias part of the gradient vector is kept."""
+    lr != 0 the SGD step is taken too (fused into the backward pass)."""
     B = X.shape[0]
     layout = make_layout(sizes, B)
     acts, deltas, grad = buffers(theta, layout, B)
