@@ -1,26 +1,30 @@
-"""The benchmark suites' configuration: parameters per mode, networks, thread pinning.
+"""The benchmark suites' configuration: what each suite is parametrized over, and the one
+fixture that hands a suite a network ready to time.
 
-Every suite is parametrized over every registered implementation (``impls.REGISTRY``):
-one added there appears here without edits; one that cannot run here skips with its
-reason. Suites are ``bench_*.py``; other files in bench/ are never collected.
+Every suite (``bench/suites/bench_<phase>.py``, with ``PHASE = "<phase>"``) is parametrized
+over every registered implementation -- nnbench's own, any installed package's entry points,
+and ``--bench-impl``/``$NNBENCH_IMPLS`` -- and over the batch sizes its phase declares for the
+mode (``bench/harness/phases.py``). One that cannot run here skips with its reason; one that
+declines the network skips with its reason; any other error fails.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
-from impls import create, default_dtype
-from impls.presets import DEFAULT_SEED, PRESETS, Preset
-from impls.spec import init_params
-from impls.testing import impl_params, mnist  # noqa: F401  (fixture)
+from impls.core.errors import UnsupportedError
+from impls.core.presets import PRESETS, Preset
+from impls.core.registry import create
+from impls.core.testing import impl_params, mnist  # noqa: F401  (fixture)
+from impls.core.train import build
 
-from .harness import MODES, REFERENCE, SYNC_TIMER, Mode, gemm_peak, tta_tag
-from .plugin import (  # noqa: F401  (hooks: this conftest is their plugin)
-    pytest_addoption, pytest_benchmark_update_json, pytest_configure, pytest_benchmark_update_machine_info,
+from .harness.phases import MODES, PHASES, REFERENCE, Mode, tta_tag
+from .harness.plugin import (  # noqa: F401  (hooks: this conftest is their plugin)
+    pytest_addoption, pytest_benchmark_update_json, pytest_benchmark_update_machine_info, pytest_configure,
     pytest_runtest_call, pytest_runtest_makereport, pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary,
     pytest_terminal_summary_fail_on_regression)
+from .harness.timing import SYNC_TIMER, gemm_peak
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,6 @@ class Settings:
 def _settings(config) -> Settings:
     return Settings(MODES[config.getoption("bench_mode")], PRESETS[config.getoption("bench_preset")],
                     config.getoption("bench_threads"))
-
-
-def batch_sizes(settings: Settings, phase: str) -> list[int]:
-    mode, preset = settings.mode, settings.preset
-    if phase == "epoch":
-        return sorted(set(mode.epoch_sweep) | {preset.batch(preset.n_train)})
-    return list(getattr(mode, phase))
 
 
 def tta_params(mode: Mode):
@@ -60,17 +57,17 @@ def tta_params(mode: Mode):
 
 
 def pytest_generate_tests(metafunc):
-    phase = getattr(metafunc.module, "PHASE", None)
-    if phase is None:
+    name = getattr(metafunc.module, "PHASE", None)
+    if name is None:
         return
-    settings = _settings(metafunc.config)
-    if phase == "time-to-accuracy":
+    phase, settings = PHASES[name], _settings(metafunc.config)
+    if phase.per_preset:
         metafunc.parametrize("preset_name,impl,seeds", tta_params(settings.mode))
         return
     metafunc.parametrize("impl", impl_params())
     n = settings.mode.epoch_examples
-    suffix = f"-n{n}" if phase == "epoch" and n else ""   # the id says when an epoch is not the preset's
-    metafunc.parametrize("batch", batch_sizes(settings, phase), ids=lambda b: f"b{b}{suffix}")
+    suffix = f"-n{n}" if name == "epoch" and n else ""   # the id says when an epoch is not the preset's
+    metafunc.parametrize("batch", phase.batch_sizes(settings.mode.name, settings.preset), ids=lambda b: f"b{b}{suffix}")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -82,7 +79,7 @@ def pytest_collection_modifyitems(config, items):
             continue
         params = item.callspec.params
         group = (f"{phase} {params['preset_name']} (whole runs, one round per seed)"
-                 if phase == "time-to-accuracy" else f"{phase} batch={params['batch']}")
+                 if PHASES[phase].per_preset else f"{phase} batch={params['batch']}")
         item.add_marker(pytest.mark.benchmark(group=group, timer=SYNC_TIMER))
 
 
@@ -94,27 +91,29 @@ def bench(request) -> Settings:
 @pytest.fixture(scope="session", autouse=True)
 def _pinned_threads(bench):
     """Pin BLAS/OpenMP before anything is timed, then measure the GEMM peak under that pin."""
-    from impls import threads
+    from impls.core import threads
     threads.pin(bench.threads)
     gemm_peak()
 
 
 @pytest.fixture
-def networks(bench, impl):
-    """``make(preset) -> (net, reference, params)``: the implementation under test and the
-    float64 reference for the preset's network, and the seeded initial parameters both get.
-    The synchronizing timer waits on this implementation for the test's duration."""
-    from impls import threads
+def prepare(request, bench, impl, mnist):
+    """``prepare(preset, batch) -> (ready, reference)``: the implementation under test built
+    through the one setup path (``impls.core.train.build``) with the seeded weights, checked
+    against the float64 reference for this suite's phase at this batch size, then restored
+    to its initial state; the synchronizing timer waits on it for the test's duration."""
+    phase = PHASES[request.module.PHASE]
 
-    def make(preset: Preset):
-        spec = preset.spec(default_dtype(impl))
-        net = create(impl, spec)
-        net.set_threads(bench.threads)
-        threads.pin(bench.threads)          # again: creating it may have loaded torch's or numba's pools
-        ref = create(REFERENCE, spec.with_dtype("float64"))
-        params = init_params(spec, np.random.default_rng(DEFAULT_SEED), preset.init)
-        SYNC_TIMER.sync = net.sync
-        return net, ref, params
+    def make(preset: Preset, batch: int):
+        try:
+            ready = build(impl, preset, mnist, threads=bench.threads)
+        except UnsupportedError as exc:
+            pytest.skip(str(exc))
+        ref = create(REFERENCE, ready.net.spec.with_dtype("float64"))
+        phase.validate(ready, ref, mnist, batch)
+        ready.restore()
+        SYNC_TIMER.sync = ready.net.sync
+        return ready, ref
 
     yield make
     SYNC_TIMER.sync = SYNC_TIMER.no_sync

@@ -19,6 +19,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,11 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from impls import REGISTRY
-from impls.cli import positive_int
-from impls.presets import PRESETS
+from impls.core.argtypes import implementation, positive_float, positive_int
+from impls.core.presets import PRESETS
 
-PHASES = ("forward", "backward", "epoch")
+from .harness.phases import PHASES
+
+#: the phases with a workload to repeat (time to accuracy is whole runs)
+PROFILED = [name for name, phase in PHASES.items() if phase.workload]
 REPO = Path(__file__).resolve().parent.parent
 READY = "nnbench-profile-worker-ready"
 
@@ -40,24 +43,14 @@ class ProfileError(Exception):
     """Something the user can fix; printed as one line."""
 
 
-def duration(text: str) -> float:
-    """Seconds to sample: a finite positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.profiling", description=__doc__.splitlines()[0])
-    p.add_argument("--impl", required=True, choices=list(REGISTRY))
+    p.add_argument("--impl", required=True, type=implementation,
+                   help="a name from `nnbench list`, or your own as [NAME=]module:Class[(option=value, ...)]")
     p.add_argument("--preset", required=True, choices=list(PRESETS),
                    help="the network, learning rate and training set")
-    p.add_argument("--phase", choices=PHASES, default="epoch", help="default: epoch")
-    p.add_argument("--seconds", type=duration, default=15.0, help="sampling time (default 15)")
+    p.add_argument("--phase", choices=PROFILED, default="epoch", help="default: epoch")
+    p.add_argument("--seconds", type=positive_float, default=15.0, help="sampling time (default 15)")
     p.add_argument("--batch", type=positive_int, help="mini-batch size (default: the preset's)")
     p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                    help=f"pin BLAS/OpenMP and the implementation's threads (default: all {os.cpu_count()})")
@@ -72,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check(args) -> None:
     """Refuse, with the reason, what cannot be profiled: before starting any process."""
-    from impls import available
+    from impls.core.registry import available
     reason = available()[args.impl]
     if reason:
         raise ProfileError(f"implementation {args.impl!r} is unavailable: {reason}")
@@ -94,42 +87,18 @@ def py_spy() -> str | None:
 
 # -- the process being profiled -------------------------------------------------------------------
 def workload(args):
-    """The phase as a no-argument callable, after a warm-up; loads data and builds the network."""
-    import numpy as np
+    """The phase as a no-argument callable, after a warm-up; loads data and builds the network
+    through the one setup path, with the phase's own workload, as the suites time it."""
+    from impls.core.mnist import load_dataset
+    from impls.core.train import build
 
-    from impls import create, default_dtype, threads
-    from impls.presets import DEFAULT_SEED
-    from impls.spec import init_params
-    from impls.train import load_dataset
-
-    preset = PRESETS[args.preset]
     data = load_dataset(args.data)
-    net = create(args.impl, preset.spec(default_dtype(args.impl)))
-    net.set_threads(args.threads)
-    threads.pin(args.threads)
-    params = init_params(net.spec, np.random.default_rng(DEFAULT_SEED), preset.init)
-    net.set_params(params)
-    if args.phase == "forward":
-        X = net.asarray(data.X_test[:args.batch])
-
-        def run():
-            net.feedforward(X)
-    elif args.phase == "backward":
-        X, y = net.asarray(data.X_train[:args.batch]), net.aslabels(data.y_train[:args.batch])
-
-        def run():
-            net.backprop(X, y)
-    else:
-        net.set_training_data(data.X_train[:preset.n_train], data.y_train[:preset.n_train])
-        order = np.random.default_rng(DEFAULT_SEED).permutation(preset.n_train)
-
-        def run():
-            net.set_params(params)                       # every epoch from the same weights, as benchmarked
-            net.train_epoch(order, args.batch, preset.lr)
+    ready = build(args.impl, PRESETS[args.preset], data, threads=args.threads)
+    run = PHASES[args.phase].workload(ready, data, args.batch)   # epochs reset to the same weights each time
     for _ in range(2):
         run()
-        net.sync()
-    return run, net
+        ready.net.sync()
+    return run, ready.net
 
 
 def worker(args) -> int:
@@ -148,8 +117,11 @@ def worker(args) -> int:
 def record(args) -> dict[str, Path]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{args.impl}-{args.preset}-{args.phase}-b{args.batch}"
-    command = [sys.executable, "-m", "bench.profiling", "--worker", "--impl", args.impl, "--preset", args.preset,
+    base = out / (re.sub(r"[^\w.-]+", "_", args.impl) + f"-{args.preset}-{args.phase}-b{args.batch}")
+    from impls.core.registry import registry
+    # the worker registers an ad hoc implementation again from its spec (it is not in its registry)
+    impl = registry().entries[args.impl].spec or args.impl
+    command = [sys.executable, "-m", "bench.profiling", "--worker", "--impl", impl, "--preset", args.preset,
                "--phase", args.phase, "--batch", str(args.batch), "--threads", str(args.threads),
                "--seconds", str(args.seconds)] + (["--data", args.data] if args.data else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
@@ -240,7 +212,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("bench.profiling: interrupted", file=sys.stderr)
         return 130
-    from .report import write_all
+    from .report.writing import write_all
     summary = files["flamegraph"].with_suffix(".txt")
     write_all(summary.parent, {summary.name: text.encode()})
     print(text, end="")

@@ -13,8 +13,8 @@ plain and untuned: no vectorization over examples, no clever tricks.
 """
 import numpy as np
 
-from .activations import HIDDEN, sigmoid, sigmoid_prime, softmax
-from .base import Network, minibatches
+from .core.activations import HIDDEN, sigmoid, sigmoid_prime, softmax
+from .core.base import Network
 
 
 class ReferenceNetwork(Network):
@@ -96,8 +96,3 @@ class ReferenceNetwork(Network):
         self.weights = [W - lr * nw for W, (nw, _) in zip(self.weights, nablas)]
         self.biases = [b - lr * nb for b, (_, nb) in zip(self.biases, nablas)]
         return cost
-
-    def train_epoch(self, order, batch_size, lr):
-        costs = [self.update_mini_batch(self.X_train[order[start:stop]], self.y_train[order[start:stop]], lr)
-                 for start, stop in minibatches(len(order), batch_size)]
-        return float(np.mean(costs))

@@ -20,8 +20,9 @@ from types import SimpleNamespace
 
 import torch
 
-from .base import minibatches
-from .torch_common import TorchNetwork
+from .core.base import minibatches
+from .core.registry import Implementation
+from .core.torch_base import TorchNetwork
 
 # The derivative kernels autograd itself uses, each one call writing into its output:
 # sigmoid_backward(g, a) = g * a * (1 - a), from the sigmoid's output a = sigma(z);
@@ -233,3 +234,8 @@ class FastTorchNetwork(TorchNetwork):
             self._forward(p.tail_x, buf)
             self._backward(p.tail_x, buf.yhot, buf, p.cost, p.params, -lr / m)
         return p.cost[0] / p.n_batches
+
+
+# The names users type (entry points in pyproject.toml): the same class on either device.
+cpu = Implementation(FastTorchNetwork, device="cpu")
+cuda = Implementation(FastTorchNetwork, device="cuda")

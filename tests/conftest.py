@@ -1,5 +1,5 @@
 """Shared fixtures: the implementations to parametrize over and MNIST loaded once (both
-from ``impls.testing``, which the benchmarks in ``bench/`` use too), plus small IDX files
+from ``impls.core.testing``, which the benchmarks in ``bench/`` use too), plus small IDX files
 and an isolated data/cache environment for the loader, download and CLI tests."""
 import gzip
 import socket
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls import mnist as mnist_module
-from impls.testing import impl_params, mnist  # noqa: F401  (re-exported: tests import impl_params from here)
+from impls.core import mnist as mnist_module
+from impls.core.testing import impl_params, mnist  # noqa: F401  (re-exported: tests import impl_params from here)
 
 
 def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):

@@ -1,4 +1,4 @@
-"""bench/plugin.py inside real pytest-benchmark sessions: outcomes recorded in the JSON, and
+"""bench/harness/plugin.py inside real pytest-benchmark sessions: outcomes recorded in the JSON, and
 a failed session never becomes the --benchmark-compare baseline."""
 import json
 import os
@@ -33,7 +33,7 @@ def session(tmp_path):
 
     def run(*args):
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.plugin", "-p", "no:cacheprovider",
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "no:cacheprovider",
                                str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
                                "--benchmark-max-time=0.001", "--benchmark-min-rounds=1", *args],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

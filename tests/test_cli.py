@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from impls.cli import EXIT_ERROR, EXIT_MISSED_TARGET, main
+from impls.core.cli import EXIT_ERROR, EXIT_MISSED_TARGET, main
 
 from conftest import idx_bytes, write_mnist
 
@@ -33,7 +33,9 @@ def test_list_shows_implementations_and_presets(capsys):
 
 
 @pytest.mark.parametrize("argv,fragment", [
-    (["train", "--impl", "nope", "--preset", "nielsen"], "invalid choice: 'nope'"),
+    (["train", "--impl", "nope", "--preset", "nielsen"], "unknown implementation 'nope'"),
+    (["check", "nope"], "unknown implementation 'nope'"),
+    (["check", "mypkg.net:Net(3)"], "options must be keyword=value"),
     (["train", "--impl", "numpy", "--preset", "nope"], "invalid choice: 'nope'"),
     (["train", "--impl", "numpy", "--preset", "nielsen", "--epochs", "0"], "must be >= 1"),
     (["train", "--impl", "numpy", "--preset", "nielsen", "--lr", "-1"], "must be > 0"),
@@ -74,7 +76,7 @@ def test_diverging_learning_rate_gives_one_line(capsys, mnist):
 @pytest.mark.data
 def test_train_prints_epochs_and_summary(mnist):
     """Through the installed console script, as a user runs it; one epoch cannot meet the target."""
-    proc = subprocess.run([sys.executable, "-m", "impls.cli", "train", "--impl", "numpy", "--preset", "nielsen",
+    proc = subprocess.run([sys.executable, "-m", "impls.core.cli", "train", "--impl", "numpy", "--preset", "nielsen",
                            "--epochs", "2", "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, EXIT_MISSED_TARGET), proc.stderr
     lines = proc.stdout.splitlines()

@@ -1,4 +1,4 @@
-"""Tests for impls.mnist.download against local HTTP servers (127.0.0.1 only)."""
+"""Tests for impls.core.mnist.download against local HTTP servers (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls import mnist
-from impls.errors import DataError
+from impls.core import mnist
+from impls.core.errors import DataError
 from conftest import free_port, write_mnist
 
 pytestmark = pytest.mark.usefixtures("isolated_env")

@@ -1,11 +1,12 @@
 """Each implementation against the float64 reference from identical weights and inputs:
-forward, every gradient, one SGD step, one short epoch (tolerances in impls.check)."""
+forward, every gradient, one SGD step, one short epoch (tolerances in impls.core.check)."""
 import numpy as np
 import pytest
 
 from impls import create
-from impls.check import check_epoch, check_forward, check_gradients, check_sgd_step, random_problem
-from impls.spec import NetworkSpec
+from impls.core.testing import create_or_skip
+from impls.core.check import check_epoch, check_forward, check_gradients, check_sgd_step, random_problem
+from impls.core.spec import NetworkSpec
 
 from conftest import impl_params
 
@@ -20,13 +21,10 @@ def dtype(request):
 
 @pytest.fixture
 def pair(impl, dtype, hidden, output, sizes):
-    """(implementation under test, reference) for one spec; skips unsupported dtypes."""
+    """(implementation under test, reference) for one spec. Only the documented refusal (the
+    implementation declines this dtype or network) skips; any other error fails."""
     spec = NetworkSpec(sizes, hidden, output, dtype)
-    try:
-        net = create(impl, spec)
-    except Exception as exc:  # an implementation may support only some dtypes
-        pytest.skip(str(exc))
-    return net, create("reference", spec.with_dtype("float64"))
+    return create_or_skip(impl, spec), create("reference", spec.with_dtype("float64"))
 
 
 parametrize_all = [

@@ -1,4 +1,4 @@
-"""Tests for impls.mnist: finding, validating and loading local IDX files."""
+"""Tests for impls.core.mnist: finding, validating and loading local IDX files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from impls import mnist
-from impls.errors import DataError
+from impls.core import mnist
+from impls.core.errors import DataError
 
 from conftest import idx_bytes, write_mnist
 

@@ -4,6 +4,7 @@ divergence still detected under its fast-math flags, identical results at any th
 count and in profiling mode, no compilation inside a timed call, a cache that works
 when the package directory is read-only, and a clean skip without Numba."""
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,11 +14,12 @@ import numpy as np
 import pytest
 
 from impls import available, create
-from impls.check import random_problem
-from impls.errors import ConfigError, DivergedError
-from impls.presets import Preset
-from impls.spec import NetworkSpec, init_params
-from impls.train import Dataset, train
+from impls.core.check import random_problem
+from impls.core.errors import ConfigError, DivergedError
+from impls.core.presets import Preset
+from impls.core.spec import NetworkSpec, init_params
+from impls.core.mnist import Dataset
+from impls.core.train import train
 
 numba = pytest.importorskip("numba", reason="numba is not installed")
 pytestmark = pytest.mark.skipif(available()["numba"] is not None, reason=f"numba: {available()['numba']}")
@@ -58,7 +60,7 @@ def big_problem(hidden, output, dtype="float32"):
     """Layers wide enough (batch x n_in x n_out >= the parallel threshold) that every
     kernel takes its prange path, three layers so BP2 runs in parallel too, and odd
     halves (15, 25 neurons) so a split moves where rows are paired."""
-    from impls.numba_kernels import PARALLEL_MIN_MACS
+    from impls.numba_impl.kernels import PARALLEL_MIN_MACS
     spec = NetworkSpec((784, 30, 162, 10), hidden, output, dtype)
     assert min(32 * n_in * n_out for n_in, n_out in zip(spec.sizes[:2], spec.sizes[1:3])) >= PARALLEL_MIN_MACS
     params, X, y = random_problem(spec, seed=3, batch=100)
@@ -67,7 +69,7 @@ def big_problem(hidden, output, dtype="float32"):
 
 # -- fast math must not hide a divergence ----------------------------------------------------
 def test_fastmath_flags_keep_nan_and_inf():
-    from impls.numba_kernels import FASTMATH
+    from impls.numba_impl.kernels import FASTMATH
     assert "reassoc" in FASTMATH and not FASTMATH & {"fast", "nnan", "ninf"}
 
 
@@ -98,7 +100,8 @@ def test_training_loop_raises_diverged():
     X, y = rng.random((200, 20), dtype=np.float32), rng.integers(0, 10, 200)
     data = Dataset(X, y, X[:50], y[:50])
     preset = Preset("huge-lr", spec.sizes, spec.hidden, spec.output, "normal", batch_size=10,
-                    lr=1e30, epochs=2, n_train=200, target=0.5, provenance="test")
+                    lr=1e30, epochs=2, n_train=200, target=0.5, provenance="test",
+                    sanity=0.5, smoke=(200, 2, 0.5))
     with pytest.raises(DivergedError, match="diverged at epoch 1"):
         train(create("numba", spec), preset, data, seed=1)
 
@@ -161,7 +164,7 @@ def test_bad_input_is_a_config_error_not_a_read_out_of_bounds():
 # -- compilation happens at construction, never inside a timed call ----------------------------
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_no_compilation_after_construction(dtype):
-    from impls import numba_kernels
+    from impls.numba_impl import kernels as numba_kernels
     dispatchers = {name: f for name, f in vars(numba_kernels).items() if isinstance(f, numba.core.dispatcher.Dispatcher)}
     for profile in (False, True):
         spec = NetworkSpec((784, 30, 10), dtype=dtype)
@@ -185,7 +188,7 @@ CACHE_PROBE = textwrap.dedent("""
     import warnings, numpy as np
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")      # as a user sees them: once per place
-        from impls import numba_kernels as K
+        from impls.numba_impl import kernels as K
     K.make_layout(np.array([4, 3, 2]), 5)     # one small kernel: compiles in a second
     print(K.__file__, sum(K.make_layout.stats.cache_hits.values()), len(caught))
 """)
@@ -205,10 +208,8 @@ def test_cache_works_in_a_read_only_install(tmp_path):
     """A copy of the package whose __pycache__ cannot be created (a file stands in its
     place: this also holds for root, who ignores permission bits) caches per user."""
     root = tmp_path / "install"
-    (root / "impls").mkdir(parents=True)
-    for src in (REPO / "impls").glob("*.py"):
-        (root / "impls" / src.name).write_text(src.read_text())
-    (root / "impls" / "__pycache__").write_text("not a directory")
+    shutil.copytree(REPO / "impls", root / "impls", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "impls" / "numba_impl" / "__pycache__").write_text("not a directory")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CACHE")}
     env.update(XDG_CACHE_HOME=str(tmp_path / "user-cache"), PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=str(root))
@@ -225,8 +226,10 @@ def test_cache_works_in_a_read_only_install(tmp_path):
 # -- without Numba the implementation is unavailable, not an import error -------------------------
 def test_missing_numba_is_a_clean_reason(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)          # makes `import numba` fail
-    for name in ("impls.numba_impl", "impls.numba_kernels"):
+    for name in ("impls.numba_impl", "impls.numba_impl.kernels"):
         monkeypatch.delitem(sys.modules, name, raising=False)
+    from impls.core import registry
+    monkeypatch.setattr(registry, "_registry", None)          # a fresh registry imports afresh
     reason = available()["numba"]
     assert reason and "numba" in reason
 
@@ -234,7 +237,7 @@ def test_missing_numba_is_a_clean_reason(monkeypatch):
 # -- it learns on real MNIST --------------------------------------------------------------------
 @pytest.mark.data
 def test_one_nielsen_epoch_learns(mnist):
-    from impls.presets import get_preset
+    from impls.core.presets import get_preset
     preset = get_preset("nielsen")
     net = create("numba", preset.spec())
     result = train(net, preset, mnist, seed=0, epochs=1)

@@ -7,10 +7,11 @@ import contextlib
 import numpy as np
 import pytest
 
-from impls import available, create, threads
-from impls.check import assert_close, random_problem
-from impls.errors import UnavailableError
-from impls.spec import NetworkSpec, init_params
+from impls import available, create
+from impls.core import threads
+from impls.core.check import assert_close, random_problem
+from impls.core.errors import UnavailableError
+from impls.core.spec import NetworkSpec, init_params
 
 torch = pytest.importorskip("torch")
 
@@ -122,7 +123,7 @@ def test_same_inputs_give_identical_results(kind, device):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_threads_are_set_and_recorded(kind):
-    from impls.torch_common import DEFAULT_CPU_THREADS
+    from impls.core.torch_base import DEFAULT_CPU_THREADS
     before = torch.get_num_threads()
     try:
         net = make(kind, "cpu")
@@ -218,7 +219,7 @@ def test_cuda_fast_epoch_replays_a_captured_graph_without_tf32():
 @pytest.mark.data
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_relu_epoch_on_mnist_learns(kind, mnist):
-    from impls.presets import get_preset
+    from impls.core.presets import get_preset
     preset = get_preset("relu")
     net = make(kind, "cpu", preset.spec("float32"))
     net.set_params(init_params(net.spec, np.random.default_rng(0), preset.init))

@@ -1,4 +1,4 @@
-"""``nnbench``: list implementations and presets, train one implementation on a preset.
+"""``nnbench``: list implementations and presets, check an implementation, train one on a preset.
 
 Every failure a user can fix (bad arguments, missing or corrupt data, divergence,
 an unavailable implementation) is one line on stderr and a non-zero exit status.
@@ -13,17 +13,20 @@ import warnings
 
 from tabulate import tabulate
 
-from . import REGISTRY, available, create, default_dtype
+from .argtypes import implementation, positive_float, positive_int
 from .errors import NnbenchError
 from .presets import DEFAULT_SEED, PRESETS, get_preset
+from .registry import available, registry
+from .spec import DTYPES
 
 EXIT_ERROR = 1
 EXIT_MISSED_TARGET = 3
 
 
 def cmd_list(args) -> int:
-    rows = [(name, "yes" if reason is None else "no", reason or "") for name, reason in available().items()]
-    print(tabulate(rows, headers=["implementation", "available", "reason"]))
+    rows = [(name, "yes" if reason is None else "no", reason or "", registry().entries[name].origin)
+            for name, reason in available().items()]
+    print(tabulate(rows, headers=["implementation", "available", "reason", "registered by"]))
     print()
     rows = [(p.name, "-".join(map(str, p.sizes)), p.hidden, p.output, p.batch_size or "full",
              p.lr, p.epochs, p.n_train, f"{p.target:.1%}") for p in PRESETS.values()]
@@ -32,31 +35,33 @@ def cmd_list(args) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+def cmd_check(args) -> int:
+    from .conformance import run_checks
+    print(f"nnbench check {args.impl} ({registry().entries[args.impl].source}) against the float64 reference")
+    lines = run_checks(args.impl, args.data, mnist=not args.no_mnist)
+    print(tabulate([(l.check, l.network, l.verdict, l.worst, l.allowed, l.note) for l in lines],
+                   headers=["check", "network", "verdict", "worst |error|", "tolerance there", "note"]), flush=True)
+    failed = [f"{l.check} ({l.network})" for l in lines if l.verdict == "FAIL"]
+    skipped = sum(l.verdict == "skip" for l in lines)
+    if failed:
+        print(f"nnbench check: {args.impl} FAILED {len(failed)} of {len(lines)} checks: {'; '.join(failed)}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{args.impl}: all {len(lines) - skipped} checks passed" + (f", {skipped} skipped" if skipped else ""))
+    return 0
 
 
 def cmd_train(args) -> int:
     from . import threads
-    from .train import load_dataset, train
+    from .mnist import load_dataset
+    from .registry import create, default_dtype
+    from .train import pin_threads, train
 
     preset = get_preset(args.preset)
     changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None}
     preset = dataclasses.replace(preset, **changes)
     net = create(args.impl, preset.spec(args.dtype or default_dtype(args.impl)))
-    if args.threads:
-        threads.pin(args.threads)
-        net.set_threads(args.threads)
+    pin_threads(net, args.threads)
     data = load_dataset(args.data)
     print(f"{net.name} on {preset.name} (seed {args.seed}, batch {preset.batch_size or 'full'}, "
           f"lr {preset.lr}, dtype {net.spec.dtype})")
@@ -74,12 +79,20 @@ def cmd_train(args) -> int:
     return 0 if result.met_target else EXIT_MISSED_TARGET
 
 
+IMPL_HELP = "a name from `nnbench list`, or your own as [NAME=]module:Class[(option=value, ...)]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="implementations (available here or why not) and presets").set_defaults(func=cmd_list)
+    c = sub.add_parser("check", help="check an implementation against the float64 reference (exit 0: conforms)")
+    c.add_argument("impl", type=implementation, help=IMPL_HELP)
+    c.add_argument("--data", metavar="DIR", help="MNIST directory for the one-epoch sanity check")
+    c.add_argument("--no-mnist", action="store_true", help="leave out the one-epoch check on real MNIST")
+    c.set_defaults(func=cmd_check)
     t = sub.add_parser("train", help="train one implementation on a preset, printing each epoch")
-    t.add_argument("--impl", required=True, choices=list(REGISTRY))
+    t.add_argument("--impl", required=True, type=implementation, help=IMPL_HELP)
     t.add_argument("--preset", required=True, choices=list(PRESETS))
     t.add_argument("--epochs", type=positive_int, help="override the preset's epoch count")
     t.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
@@ -87,14 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=positive_int, help="pin BLAS/OpenMP and the implementation's threads")
     t.add_argument("--lr", type=positive_float, help="override the preset's learning rate")
     t.add_argument("--batch-size", type=positive_int, help="override the preset's mini-batch size")
-    t.add_argument("--dtype", choices=["float32", "float64"], help="default: the implementation's own")
+    t.add_argument("--dtype", choices=list(DTYPES), help="default: the implementation's own")
     t.set_defaults(func=cmd_train)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
             # Overflow warnings on the way to a NaN would bury the one-line divergence message.
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -1,7 +1,7 @@
 """Time to accuracy: train each preset from several seeds; record, per seed, the training
 seconds until the first epoch at or above the preset's target and the final accuracy.
 
-The target applies to the median final accuracy over seeds (impls.presets): with the
+The target applies to the median final accuracy over seeds (impls.core.presets): with the
 book's N(0, 1) initialization some seeds stall, and they are counted, not hidden. A seed
 that diverges fails the test; so does a median below target. Either way the benchmark
 stays in the JSON with ``status`` failed, and the session is not saved as a baseline.
@@ -9,20 +9,18 @@ stays in the JSON with ``status`` failed, and the session is not saved as a base
 pytest-benchmark's rounds are the seeds (pedantic mode): its table shows whole runs
 (training plus the per-epoch evaluation); the training seconds to target, per seed, are
 in ``extra_info``. Before timing, one short epoch is checked against the reference.
-In modes with ``tta_to_target`` a seed stops at its first epoch at/above target.
+In modes with ``tta_to_target`` a seed stops at its first epoch at/above target; in smoke
+mode every preset runs at its own smoke size (``Preset.smoke``).
 """
-import dataclasses
 import statistics
 
 import numpy as np
-import pytest
 
-from impls.check import check_epoch
-from impls.errors import DivergedError
-from impls.presets import PRESETS
-from impls.train import RunResult, train
+from impls.core.errors import DivergedError
+from impls.core.presets import PRESETS
+from impls.core.train import RunResult, train
 
-from .harness import record_spread
+from ..harness.timing import record_spread
 
 PHASE = "time-to-accuracy"
 
@@ -34,11 +32,7 @@ class _ReachedTarget(Exception):
 def plan(preset_name, mode):
     """The preset as this mode runs it (smoke shrinks it, saying so in its name)."""
     preset = PRESETS[preset_name]
-    if preset_name in mode.tta_shrink:
-        n_train, epochs, target = mode.tta_shrink[preset_name]
-        preset = dataclasses.replace(preset, name=f"{preset.name}@{mode.name}", n_train=n_train,
-                                     epochs=epochs, target=target)
-    return preset
+    return preset.shrunk(mode.name) if mode.shrink_presets else preset
 
 
 def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
@@ -71,17 +65,12 @@ def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
     }
 
 
-def test_time_to_accuracy(benchmark, networks, bench, mnist, preset_name, impl, seeds):
+def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, seeds):
     mode = bench.mode
     preset = plan(preset_name, mode)
-    net, ref, params = networks(preset)
-    X, y = mnist.X_train[:preset.n_train], mnist.y_train[:preset.n_train]
-    batch = preset.batch(len(X))
-    k = min(len(X), 2 * batch + batch // 2 + 1) if preset.batch_size else 300
-    check_epoch(net, ref, params, X[:k], y[:k], np.random.default_rng(0).permutation(k),
-                preset.batch_size or k, preset.lr)
-    net.set_training_data(X, y)                               # warm-up: one step at the real shapes
-    net.train_epoch(np.arange(batch), batch, preset.lr)
+    ready, _ = prepare(preset, preset.batch())                # checked: a short epoch at the preset's batch
+    net, batch = ready.net, preset.batch(len(ready.X))
+    net.train_epoch(np.arange(batch), batch, preset.lr)      # warm-up: one step at the real shapes
     net.sync()
 
     runs = []

@@ -1,13 +1,11 @@
-"""What the benchmark suites share: what each mode runs, the timer, FLOP counts, this
-machine's GEMM peak, and the numbers recorded beside every timing (``extra_info``).
+"""How a timing is taken and what is written beside it: the synchronizing timer, this
+machine's GEMM peak, the spread, and ``extra_info`` (FLOPs from the phase's declaration).
 
-Kept free of pytest so the results renderer can use the same definitions.
+Kept free of pytest so the report and the studies can use the same definitions.
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,64 +16,8 @@ FEW_ROUNDS = 5
 OTHERS_WARN = 0.05
 #: an epoch estimated to take longer than this (seconds) is timed on a tenth of the training set
 EPOCH_SUBSET_ABOVE = 4.0
-#: the test id of every implementation's oracle (impls.check compares against it)
+#: the test id of every implementation's oracle (impls.core.check compares against it)
 REFERENCE = "reference"
-
-
-@dataclass(frozen=True)
-class Mode:
-    """What one benchmark mode runs. The same test id always means the same work, so a
-    ``quick`` run compares against a saved ``full`` run wherever their tests overlap."""
-    name: str
-    forward: tuple[int, ...]                # batch sizes
-    backward: tuple[int, ...]
-    epoch_sweep: tuple[int, ...]            # plus the preset's own batch size
-    epoch_examples: int | None              # None: the preset's training set; else a fixed prefix
-    epoch_seconds: float                    # timed seconds to aim for per epoch benchmark...
-    epoch_rounds: tuple[int, int]           # ...within (min, max) rounds
-    tta_seeds: tuple[int, ...]
-    tta_to_target: bool                     # stop each seed at its first epoch at/above target
-    #: preset -> seeds the per-example reference trains in time-to-accuracy; absent: not run (why below)
-    tta_reference: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    tta_reference_note: str = ""
-    #: preset -> (training examples, epochs, target): shrunken presets that exercise the machinery only
-    tta_shrink: dict[str, tuple[int, int, float]] = field(default_factory=dict)
-
-
-MODES = {
-    "full": Mode(
-        "full", forward=(1, 10, 128, 1024, 10_000), backward=(10, 128, 1024), epoch_sweep=(10, 32, 128, 1024),
-        epoch_examples=None, epoch_seconds=3.0, epoch_rounds=(3, 10),
-        tta_seeds=(0, 1, 2), tta_to_target=False,
-        # Measured here: per-example float64 backprop takes ~3.2 s a nielsen epoch (~100 s a seed with
-        # evaluation), ~10 s a relu epoch with evaluation (~110 s a seed); a fullbatch seed is 100 such
-        # epochs (~15 min).
-        tta_reference={"nielsen": (0,), "relu": (0,)},
-        tta_reference_note="the full bench trains the per-example reference on one seed of nielsen and "
-                           "relu only; fullbatch would take ~15 minutes a seed"),
-    "quick": Mode(
-        "quick", forward=(10, 1024), backward=(128,), epoch_sweep=(10, 128),
-        epoch_examples=None, epoch_seconds=1.0, epoch_rounds=(2, 5),
-        tta_seeds=(0,), tta_to_target=True,
-        tta_reference_note="quick mode leaves the per-example reference out of time-to-accuracy "
-                           "(~90 s a nielsen seed); run `make bench` for it"),
-    "smoke": Mode(
-        "smoke", forward=(10,), backward=(10,), epoch_sweep=(10,),
-        epoch_examples=500, epoch_seconds=0.0, epoch_rounds=(1, 1),
-        tta_seeds=(0,), tta_to_target=True,
-        tta_reference={"nielsen": (0,), "relu": (0,), "fullbatch": (0,)},
-        # 2,000 examples and a few epochs: seed 0 reaches 72% (nielsen), 84% (relu), 29% (fullbatch)
-        # in every implementation; the targets only prove that training happened.
-        tta_shrink={"nielsen": (2_000, 2, 0.60), "relu": (2_000, 2, 0.80), "fullbatch": (2_000, 3, 0.25)}),
-}
-
-
-def tta_tag(mode: Mode, seeds) -> str:
-    """The part of a time-to-accuracy test id that says what work the run does."""
-    if mode.tta_shrink:
-        return f"{mode.name}-seed{'-'.join(map(str, seeds))}"
-    what = f"{len(seeds)}seeds" if len(seeds) > 1 else f"seed{seeds[0]}"
-    return what + ("-to-target" if mode.tta_to_target else "")
 
 
 class SyncTimer:
@@ -100,26 +42,6 @@ class SyncTimer:
 
 
 SYNC_TIMER = SyncTimer()
-
-
-# -- work done -------------------------------------------------------------------------
-def backprop_macs(spec) -> int:
-    """Multiply-adds of forward + backward for one example: the forward products, one
-    nabla_W = delta a^T per layer, and delta carried back through every layer but the first."""
-    first = spec.sizes[0] * spec.sizes[1]
-    return 3 * spec.macs_per_example - first
-
-
-def phase_flops(spec, phase: str, examples: int, batch: int) -> int:
-    """Floating-point operations (2 per multiply-add) of one timed round; elementwise
-    activation work is O(n) and left out, the SGD update (2 per parameter per step) is in."""
-    if phase == "forward":
-        return 2 * spec.macs_per_example * examples
-    flops = 2 * backprop_macs(spec) * examples
-    if phase == "epoch":
-        n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:]))
-        flops += 2 * n_params * math.ceil(examples / batch)
-    return flops
 
 
 # -- this machine's ceiling ------------------------------------------------------------------
@@ -198,7 +120,7 @@ def spread(median: float, iqr: float, stddev: float, rounds: int, low: float, hi
 def record_spread(benchmark, net):
     """Record the thread counts in force and, when timings were taken, their spread.
     Returns pytest-benchmark's Stats, or None under ``--benchmark-disable``."""
-    from impls.threads import info
+    from impls.core.threads import info
     benchmark.extra_info["threads"] = info(net)
     stats = benchmark.stats.stats if benchmark.stats else None
     if stats:
@@ -213,7 +135,8 @@ def record(benchmark, *, phase: str, net, preset, batch: int, examples: int, **m
 
     ``status`` starts as passed; the plugin overwrites it when the test then fails.
     """
-    flops = phase_flops(net.spec, phase, examples, batch)
+    from .phases import PHASES
+    flops = PHASES[phase].flops(net.spec, examples, batch)
     benchmark.extra_info.update(phase=phase, impl=net.name, preset=preset.name, sizes=list(net.spec.sizes),
                                 dtype=net.spec.dtype, batch=batch, examples=examples, n_train=preset.n_train,
                                 flops=flops, status="passed", **more)

@@ -46,6 +46,10 @@ class NetworkSpec:
             if value not in allowed:
                 raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
 
+    def describe(self) -> str:
+        """e.g. ``784-30-10 sigmoid/sigmoid_quadratic float32``"""
+        return f"{'-'.join(map(str, self.sizes))} {self.hidden}/{self.output} {self.dtype}"
+
     def with_dtype(self, dtype: str) -> NetworkSpec:
         return replace(self, dtype=dtype)
 
@@ -58,6 +62,16 @@ class NetworkSpec:
     def macs_per_example(self) -> int:
         """Multiply-adds of one forward pass (the matrix products; elementwise work is O(n))."""
         return sum(n_in * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+
+    @property
+    def backprop_macs_per_example(self) -> int:
+        """Multiply-adds of forward + backward for one example: the forward products, one
+        nabla_W = delta a^T per layer, and delta carried back (BP2) through every layer but the first."""
+        return 3 * self.macs_per_example - self.sizes[0] * self.sizes[1]
+
+    @property
+    def n_params(self) -> int:
+        return sum(n_in * n_out + n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
 
 
 def init_params(spec: NetworkSpec, rng: np.random.Generator, init: str = "normal"):

@@ -2,7 +2,7 @@
 
 ``numpy`` hands each layer to BLAS as a matrix product and pays Python and call
 overhead for every mini-batch: at batch 10 that overhead is most of an epoch. Here the
-loops of BP1-BP4 are written out (``impls.numba_kernels``, no BLAS), Numba compiles
+loops of BP1-BP4 are written out (``impls.numba_impl.kernels``, no BLAS), Numba compiles
 them, and ``train_epoch`` is ONE compiled call that walks every mini-batch itself.
 The loops are blocked so each loaded number feeds several multiply-adds, and each
 layer's neurons are split between threads with ``prange``.
@@ -30,14 +30,14 @@ import time
 import numba
 import numpy as np
 
-from .base import Network, minibatches
-from .errors import ConfigError
+from ..core.base import Network, minibatches
+from ..core.errors import ConfigError
 
 # Prefer OpenMP unless the user chose a layer (must happen before Numba starts threads).
 if numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
-from . import numba_kernels as K  # noqa: E402  (after the threading-layer choice)
+from . import kernels as K  # noqa: E402  (after the threading-layer choice)
 
 PROFILE_ENV = "NNBENCH_NUMBA_PROFILE"
 #: seconds the first calls of each dtype's kernels took in this process: compiling them,
@@ -102,7 +102,7 @@ class NumbaNetwork(Network):
         y = np.ascontiguousarray(y, dtype=np.int64)
         return y if y.flags.writeable else y.copy()
 
-    # -- the mathematics (in impls.numba_kernels) ------------------------------------------------
+    # -- the mathematics (in impls.numba_impl.kernels) ------------------------------------------------
     # Compiled loops do not check bounds: a wrong width, label or index would read past an
     # array instead of raising, so they are checked here (O(batch), outside the loops).
     def feedforward(self, X):

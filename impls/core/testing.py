@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from . import REGISTRY, available
 from .errors import DataError
+from .registry import available
 
 
 @functools.cache
@@ -24,7 +24,7 @@ def impl_params(exclude=()):
     status = _available()
     return [pytest.param(name, id=name,
                          marks=[pytest.mark.skip(reason=f"{name}: {status[name]}")] if status[name] else [])
-            for name in REGISTRY if name not in exclude]
+            for name in status if name not in exclude]
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +34,21 @@ def mnist():
     Skips when the files are not present and cannot be downloaded, unless NNBENCH_DATA
     names a directory (as CI does): then missing data is an error, not a skip.
     """
-    from .train import load_dataset
+    from .mnist import load_dataset
     try:
         return load_dataset()
     except DataError as exc:
         if os.environ.get("NNBENCH_DATA"):
             raise
         pytest.skip(f"real MNIST not available: {exc}")
+
+
+def create_or_skip(name: str, spec):
+    """``create``, turning only the documented refusal (the implementation declines this
+    network or dtype) into a skip with its reason; any other error fails the test."""
+    from .errors import UnsupportedError
+    from .registry import create
+    try:
+        return create(name, spec)
+    except UnsupportedError as exc:
+        pytest.skip(str(exc))

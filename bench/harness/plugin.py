@@ -13,22 +13,24 @@
 - Machine info (pytest-benchmark's hook) gains what decides the speed of this code: CPU,
   cores, thread pools, BLAS, library versions, GPU.
 
-``bench/conftest.py`` imports these hooks; ``pytest -p bench.plugin`` loads them alone.
+``bench/conftest.py`` imports these hooks; ``pytest -p bench.harness.plugin`` loads them alone.
+It relies on pytest-benchmark internals (its session object's storage and save/compare
+settings): pyproject.toml pins the minor version that tests/test_bench_plugin.py exercises.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shlex
-import sys
 import time
 
 import pytest
 
-from impls.cli import positive_int
-from impls.presets import PRESETS
+from impls.core.argtypes import positive_int
+from impls.core.presets import PRESETS
 
-from .harness import MODES, OTHERS_WARN, measured_peak
+from .machine import describe
+from .phases import MODES
+from .timing import OTHERS_WARN, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
 CPU_AT_START = pytest.StashKey[tuple]()
@@ -48,10 +50,20 @@ def pytest_addoption(parser):
     group.addoption("--bench-threads", type=positive_int, default=os.cpu_count() or 1,
                     help="pin BLAS/OpenMP pools and each implementation's threads to N. "
                          f"Default: all {os.cpu_count()} CPUs")
+    group.addoption("--bench-impl", action="append", default=[], metavar="SPEC",
+                    help="also benchmark your own implementation, [NAME=]module:Class[(option=value, ...)] "
+                         "(repeatable; $NNBENCH_IMPLS does the same)")
 
 
 def pytest_configure(config):
     config.stash[CPU_AT_START] = _cpu_clock()
+    from impls.core.errors import NnbenchError
+    from impls.core.registry import register
+    for spec in config.getoption("bench_impl", default=[]) or []:
+        try:
+            register(spec, "--bench-impl")
+        except NnbenchError as exc:
+            raise pytest.UsageError(f"--bench-impl: {exc}") from None
 
 
 def _cpu_clock():
@@ -138,7 +150,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         outcome = outcomes.get(bench["fullname"])
         if outcome:
             bench["extra_info"]["status"] = outcome["status"]
-    from impls import available
+    from impls.core.registry import available, source
     output_json["nnbench"] = {
         "mode": config.getoption("bench_mode"),
         "preset": config.getoption("bench_preset"),
@@ -149,6 +161,8 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "gpu_gemm_peak_gflops": measured_peak("cuda"),
         "other_processes_cpu_share": other_processes_share(config.stash.get(CPU_AT_START, None)),
         "available": available(),
+        "sources": {name: source(name) for name in available()},
+        "sources": {name: source(name) for name in available()},
         "session": "failed" if session_failed(config) else "passed",
         "outcomes": list(outcomes.values()),
     }
@@ -219,39 +233,8 @@ def pytest_sessionstart(session):
 
 
 # -- machine -------------------------------------------------------------------------------
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _gpu() -> str | None:
-    if "torch" not in sys.modules:     # asking must not import torch
-        return None
-    from impls.torch_common import describe_cuda_device
-    try:
-        return describe_cuda_device()
-    except Exception:                  # a broken driver is "no GPU" for the record
-        return None
-
-
 def pytest_benchmark_update_machine_info(config, machine_info):
-    from threadpoolctl import threadpool_info
-
-    from impls.threads import info
     cpu = machine_info.get("cpu", {})
     for volatile in ("hz_actual", "hz_actual_friendly"):   # changes run to run; would flag every compare
         cpu.pop(volatile, None)
-    machine_info["nnbench"] = {
-        "cpu": cpu.get("brand_raw"),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "threads": info(),
-        "blas": [{k: pool.get(k) for k in ("internal_api", "version", "threading_layer", "architecture",
-                                           "num_threads")} | {"library": os.path.basename(pool["filepath"])}
-                 for pool in threadpool_info()],
-        "versions": {p: _version(p) for p in ("numpy", "numba", "llvmlite", "torch", "threadpoolctl",
-                                              "pytest-benchmark", "nnbench")},
-        "gpu": _gpu(),
-    }
+    machine_info["nnbench"] = describe()

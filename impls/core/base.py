@@ -1,4 +1,4 @@
-"""The one interface every implementation provides.
+"""The one interface every implementation provides: ``impls.Network``.
 
 An implementation is constructed from a ``NetworkSpec``, receives its parameters in
 canonical form (``set_params``) and its training data once (``set_training_data``),
@@ -18,7 +18,7 @@ import abc
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, UnsupportedError
 from .spec import NetworkSpec, check_params
 
 
@@ -33,9 +33,21 @@ class Network(abc.ABC):
         """Why this implementation cannot run here (e.g. no CUDA device), or None."""
         return None
 
+    @classmethod
+    def unsupported_reason(cls, spec: NetworkSpec, **options) -> str | None:
+        """Why this implementation declines the network ``spec``, or None if it computes it.
+
+        Override to decline what the implementation cannot express (a library without a
+        quadratic cost, say): every check, test, suite and table then skips that pair with
+        this reason. The default declines dtypes not in ``dtypes``."""
+        if spec.dtype not in cls.dtypes:
+            return f"supports dtype {', '.join(cls.dtypes)}, not {spec.dtype}"
+        return None
+
     def __init__(self, spec: NetworkSpec):
-        if spec.dtype not in self.dtypes:
-            raise ConfigError(f"{type(self).__name__} supports dtype {', '.join(self.dtypes)}, not {spec.dtype}")
+        reason = type(self).unsupported_reason(spec)
+        if reason:
+            raise UnsupportedError(f"{type(self).__name__} {reason}")
         self.spec = spec
         self.np_dtype = np.dtype(spec.dtype)
 
@@ -107,11 +119,25 @@ class Network(abc.ABC):
     def update_mini_batch(self, X, y, lr):
         """One SGD step on a native batch; returns the batch's mean cost (native)."""
 
-    @abc.abstractmethod
     def train_epoch(self, order, batch_size: int, lr: float):
         """One epoch over the training data in ``order``, mini-batches of ``batch_size``
         (the last may be smaller, as in the book). Returns the mean of the mini-batch
-        costs, possibly as a device scalar: the caller converts it after timing."""
+        costs, possibly as a device scalar: the caller converts it after timing.
+
+        This is the book's loop (network.py's ``SGD``), written once: slice the shuffled
+        order into mini-batches and call ``update_mini_batch`` on each. The order becomes a
+        native index array once (for a device implementation, the epoch's one host-to-device
+        copy) and the costs are summed as native values, so nothing waits for a device
+        mid-epoch. Override it only to do something else: one compiled call for the whole
+        epoch, a device-resident loop.
+        """
+        order = self.aslabels(order)
+        batches = minibatches(len(order), batch_size)
+        total = 0.0
+        for start, stop in batches:
+            idx = order[start:stop]
+            total = total + self.update_mini_batch(self.X_train[idx], self.y_train[idx], lr)
+        return total / len(batches)
 
     # -- host-side views ---------------------------------------------------------------
     def gradients(self, X, y):
@@ -137,7 +163,7 @@ class Network(abc.ABC):
         return {}
 
     def set_threads(self, n: int) -> None:
-        """Pin the implementation's own thread pool (BLAS is pinned by ``impls.threads``)."""
+        """Pin the implementation's own thread pool (BLAS is pinned by ``impls.core.threads``)."""
 
 
 def minibatches(n: int, batch_size: int):

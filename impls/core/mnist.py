@@ -8,6 +8,7 @@ never holds a partial file. Every problem a user can fix is a one-line DataError
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impls.errors import DataError
+from .errors import DataError
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -251,3 +252,24 @@ def as_float(images: np.ndarray) -> np.ndarray:
     out = images.reshape(len(images), -1).astype(np.float32)  # astype copies; input untouched
     out /= 255.0
     return out
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """MNIST as training data: float32 rows in [0, 1] and int64 labels, converted once."""
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+@functools.lru_cache(maxsize=4)
+def _load_dataset(data_dir: str | None) -> Dataset:
+    raw = load_mnist(data_dir)
+    return Dataset(as_float(raw.train_images), raw.train_labels.astype(np.int64),
+                   as_float(raw.test_images), raw.test_labels.astype(np.int64))
+
+
+def load_dataset(data_dir=None) -> Dataset:
+    """The dataset, loaded and converted once per process for each data directory (~190 MB)."""
+    return _load_dataset(str(Path(data_dir).expanduser().resolve()) if data_dir else None)

@@ -23,4 +23,12 @@ class DivergedError(NnbenchError):
 
 
 class UnavailableError(NnbenchError):
-    """An implementation cannot run here (missing package, no CUDA)."""
+    """An implementation cannot run here (missing package, no CUDA, failed to import or construct)."""
+
+
+class UnsupportedError(ConfigError):
+    """An implementation declines a network it cannot express (a dtype, an output/cost pair).
+
+    The one refusal that suites, tests and tables turn into a skip with the reason:
+    raise it from ``Network.unsupported_reason`` (preferred: asked before constructing)
+    or from the constructor. Any other exception from a constructor is a failure."""

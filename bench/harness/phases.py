@@ -1,0 +1,177 @@
+"""Each benchmark phase and mode, declared once.
+
+A ``Phase`` says what one timing is: its name and title, its batch sizes in each mode, the
+FLOPs of one timed round, the workload (what is called, on what) and the check against the
+float64 reference that comes before it. The suites (``bench/suites/bench_<phase>.py``), the
+report, the profiler and the studies all read these declarations, so a new phase is one
+declaration here and one suite file. A ``Mode`` says how much of everything to run.
+
+Kept free of pytest so the report and the studies can use it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from impls.core.check import check_epoch, check_forward, check_gradients
+from impls.core.presets import PRESETS
+
+#: the test id of every implementation's oracle (impls.core.check compares against it)
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What one benchmark mode runs. The same test id always means the same work, so a
+    ``quick`` run compares against a saved ``full`` run wherever their tests overlap."""
+    name: str
+    epoch_examples: int | None              # None: the preset's training set; else a fixed prefix
+    epoch_seconds: float                    # timed seconds to aim for per epoch benchmark...
+    epoch_rounds: tuple[int, int]           # ...within (min, max) rounds
+    tta_seeds: tuple[int, ...]
+    tta_to_target: bool                     # stop each seed at its first epoch at/above target
+    #: preset -> seeds the per-example reference trains in time-to-accuracy; absent: not run (why below)
+    tta_reference: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    tta_reference_note: str = ""
+    #: every preset at its own smoke size (``Preset.smoke``): exercises the machinery only
+    shrink_presets: bool = False
+
+
+MODES = {
+    "full": Mode(
+        "full", epoch_examples=None, epoch_seconds=3.0, epoch_rounds=(3, 10), tta_seeds=(0, 1, 2),
+        tta_to_target=False,
+        # Measured here: per-example float64 backprop takes ~3.2 s a nielsen epoch (~100 s a seed with
+        # evaluation), ~10 s a relu epoch with evaluation (~110 s a seed); a fullbatch seed is 100 such
+        # epochs (~15 min).
+        tta_reference={"nielsen": (0,), "relu": (0,)},
+        tta_reference_note="the full bench trains the per-example reference on one seed of nielsen and "
+                           "relu only; fullbatch would take ~15 minutes a seed"),
+    "quick": Mode(
+        "quick", epoch_examples=None, epoch_seconds=1.0, epoch_rounds=(2, 5), tta_seeds=(0,), tta_to_target=True,
+        tta_reference_note="quick mode leaves the per-example reference out of time-to-accuracy "
+                           "(~90 s a nielsen seed); run `make bench` for it"),
+    "smoke": Mode(
+        "smoke", epoch_examples=500, epoch_seconds=0.0, epoch_rounds=(1, 1), tta_seeds=(0,), tta_to_target=True,
+        tta_reference={name: (0,) for name in PRESETS}, shrink_presets=True),
+}
+
+
+@dataclass
+class Workload:
+    """One timed call: ``fn(*args)``, after ``reset()`` (outside the timer) when given."""
+    fn: Callable
+    args: tuple
+    examples: int
+    reset: Callable | None = None
+
+    def __call__(self):
+        if self.reset:
+            self.reset()
+        return self.fn(*self.args)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    title: str
+    timed: str                                  # what one timing is, for table headers
+    batches: dict[str, tuple[int, ...]]         # mode -> batch sizes
+    flops: Callable | None = None               # (spec, examples, batch) -> FLOPs of one timed round
+    workload: Callable | None = None            # (ready, data, batch, examples) -> Workload
+    validate: Callable | None = None            # (ready, ref, data, batch): raises AssertionError if wrong
+    with_preset_batch: bool = False             # the preset's own batch size joins the sweep
+    per_preset: bool = False                    # one benchmark per preset (time to accuracy), not per batch
+
+    def batch_sizes(self, mode: str, preset) -> list[int]:
+        sizes = set(self.batches[mode])
+        if self.with_preset_batch:
+            sizes.add(preset.batch(preset.n_train))
+        return sorted(sizes)
+
+
+# -- FLOPs: 2 per multiply-add of the matrix products; elementwise work is O(n) and left out ----------
+def forward_flops(spec, examples, batch):
+    return 2 * spec.macs_per_example * examples
+
+
+def backward_flops(spec, examples, batch):
+    return 2 * spec.backprop_macs_per_example * examples
+
+
+def epoch_flops(spec, examples, batch):
+    """Forward + backward for every example, and the SGD update (2 per parameter per step)."""
+    return backward_flops(spec, examples, batch) + 2 * spec.n_params * math.ceil(examples / batch)
+
+
+# -- workloads and their checks ---------------------------------------------------------------------
+def forward_workload(ready, data, batch, examples=None):
+    net = ready.net
+    return Workload(net.feedforward, (net.asarray(data.X_test[:batch]),), batch)
+
+
+def backward_workload(ready, data, batch, examples=None):
+    net = ready.net
+    return Workload(net.backprop, (net.asarray(ready.X[:batch]), net.aslabels(ready.y[:batch])), batch)
+
+
+def epoch_order(ready) -> np.ndarray:
+    """The timed epochs' example order: fixed by the seed, the same for every implementation."""
+    return np.random.default_rng(ready.seed).permutation(len(ready.X))
+
+
+def epoch_workload(ready, data, batch, examples=None):
+    """``train_epoch`` over the first ``examples`` of the seeded order (default: all), each
+    round from the initial weights."""
+    order = epoch_order(ready)[:examples or len(ready.X)]
+    return Workload(ready.net.train_epoch, (order, batch, ready.preset.lr), len(order),
+                    reset=lambda: ready.net.set_params(ready.params))
+
+
+def short_epoch(n: int, batch: int) -> int:
+    """Examples of a validation epoch: two full mini-batches and a short one (the book's last)."""
+    return min(n, 2 * batch + batch // 2 + 1)
+
+
+def validate_forward(ready, ref, data, batch):
+    check_forward(ready.net, ref, ready.params, data.X_test[:batch])
+
+
+def validate_backward(ready, ref, data, batch):
+    check_gradients(ready.net, ref, ready.params, ready.X[:batch], ready.y[:batch])
+
+
+def validate_epoch(ready, ref, data, batch):
+    k = short_epoch(len(ready.X), batch)
+    if batch >= len(ready.X):       # full batch: one step over 300 examples, not the reference on 60,000
+        k = batch = min(300, len(ready.X))
+    check_epoch(ready.net, ref, ready.params, ready.X[:k], ready.y[:k], np.random.default_rng(0).permutation(k),
+                batch, ready.preset.lr)
+
+
+PHASES = {p.name: p for p in (
+    Phase("forward", "Forward pass (`feedforward`)", "median time per call",
+          {"full": (1, 10, 128, 1024, 10_000), "quick": (10, 1024), "smoke": (10,)},
+          forward_flops, forward_workload, validate_forward),
+    Phase("backward", "Backward (`backprop`: cost and gradients of one mini-batch)", "median time per call",
+          {"full": (10, 128, 1024), "quick": (128,), "smoke": (10,)},
+          backward_flops, backward_workload, validate_backward),
+    Phase("epoch", "One training epoch (`train_epoch`)", "median seconds per epoch of the preset's training set",
+          {"full": (10, 32, 128, 1024), "quick": (10, 128), "smoke": (10,)},
+          epoch_flops, epoch_workload, validate_epoch, with_preset_batch=True),
+    Phase("time-to-accuracy", "Time to accuracy", "training seconds to the preset's target",
+          {}, validate=validate_epoch, per_preset=True),
+)}
+#: the phases timed per batch size, in table order
+BATCH_PHASES = [p for p in PHASES.values() if not p.per_preset]
+
+
+def tta_tag(mode: Mode, seeds) -> str:
+    """The part of a time-to-accuracy test id that says what work the run does."""
+    if mode.shrink_presets:
+        return f"{mode.name}-seed{'-'.join(map(str, seeds))}"
+    what = f"{len(seeds)}seeds" if len(seeds) > 1 else f"seed{seeds[0]}"
+    return what + ("-to-target" if mode.tta_to_target else "")

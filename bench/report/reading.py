@@ -1,0 +1,108 @@
+"""Reading a benchmark run: pytest-benchmark's JSON with the suites' ``extra_info`` and the
+plugin's ``nnbench`` section, as ``Run`` and ``Timing`` objects the tables and plots read."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..harness.phases import REFERENCE
+from ..harness.timing import spread
+
+#: implementations listed first in every table: the baselines the speedups are against
+BASELINES = (REFERENCE, "numpy")
+
+
+class ReportError(Exception):
+    """The input cannot be rendered (missing, not JSON, not from these suites)."""
+
+
+# -- reading ----------------------------------------------------------------------------------
+@dataclass
+class Timing:
+    """One benchmark: pytest-benchmark's statistics plus the suite's extra_info."""
+    name: str
+    params: dict
+    stats: dict
+    extra: dict
+
+    @property
+    def phase(self): return self.extra.get("phase")
+    @property
+    def impl(self): return self.extra.get("impl") or self.params.get("impl")
+    @property
+    def batch(self): return self.extra.get("batch")
+    @property
+    def passed(self): return self.extra.get("status") == "passed"
+    @property
+    def median(self): return self.stats["median"]
+    @property
+    def examples(self): return self.extra.get("examples") or 1
+
+    @property
+    def per_example(self) -> float:
+        """Median seconds per example: comparable across rounds of different sizes."""
+        return self.median / self.examples
+
+    @property
+    def spread(self) -> dict:
+        s = self.stats
+        return spread(s["median"], s.get("iqr", 0.0), s.get("stddev", 0.0), s.get("rounds", 1),
+                      s.get("min", s["median"]), s.get("max", s["median"]))
+
+
+@dataclass
+class Run:
+    timings: list[Timing]
+    meta: dict                       # the "nnbench" section: mode, command, outcomes, ...
+    machine: dict
+    commit: dict
+    datetime: str
+    impls: list[str] = field(default_factory=list)
+
+    def outcome(self, phase, impl, **params) -> dict | None:
+        for o in self.meta.get("outcomes", []):
+            if o.get("phase") == phase and o.get("impl") == impl and all(o.get(k) == v for k, v in params.items()):
+                return o
+        return None
+
+    def timing(self, phase, impl, **extra) -> Timing | None:
+        for t in self.timings:
+            if t.phase == phase and t.impl == impl and all(
+                    t.extra.get(k, t.params.get(k)) == v for k, v in extra.items()):
+                return t
+        return None
+
+    @property
+    def available(self) -> list[str]:
+        """Implementations that could run here and did: a run narrowed with ``-k`` (say to the
+        CUDA ones) gets no empty rows for the rest."""
+        ran = {t.impl for t in self.timings} | {o.get("impl") for o in self.meta.get("outcomes", [])}
+        return [i for i in self.impls if not self.meta.get("available", {}).get(i) and i in ran]
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        return {i: r for i, r in self.meta.get("available", {}).items() if r}
+
+
+def load(path) -> Run:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file (did the benchmark run write --benchmark-json?)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ReportError(f"{path}: not pytest-benchmark JSON (no 'benchmarks' list)")
+    if not isinstance(data.get("nnbench"), dict):
+        raise ReportError(f"{path}: has no 'nnbench' section: it was not written by the suites in bench/")
+    timings = [Timing(b["name"], b.get("params") or {}, b["stats"], b.get("extra_info") or {})
+               for b in data["benchmarks"] if b.get("stats")]
+    meta = data["nnbench"]
+    impls = list(meta.get("available", {}))
+    impls += sorted({t.impl for t in timings} - set(impls))
+    impls.sort(key=lambda i: BASELINES.index(i) if i in BASELINES else len(BASELINES))
+    return Run(timings, meta, data.get("machine_info", {}), data.get("commit_info", {}),
+               data.get("datetime", "?"), impls)
+
+

@@ -1,0 +1,26 @@
+"""Backward: ``backprop`` (forward, then BP1-BP4) giving the gradients of one mini-batch.
+
+Validate, then time: cost and every gradient are checked against the float64 reference
+on identical weights and examples before timing (``prepare``), and the timed call's own
+result after.
+"""
+from impls.core.check import assert_gradients_close
+
+from ..harness.phases import PHASES
+from ..harness.timing import record
+
+PHASE = "backward"
+
+
+def test_backward(benchmark, prepare, bench, mnist, batch):
+    ready, ref = prepare(bench.preset, batch)
+    net, work = ready.net, PHASES[PHASE].workload(ready, mnist, batch)
+    expected = ref.gradients(ready.X[:batch], ready.y[:batch])
+    work()                                                   # warm-up at the timed shapes
+    net.sync()
+
+    cost, nablas = benchmark(work.fn, *work.args)
+
+    record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples)
+    actual = (float(cost), [(net.to_numpy(nW), net.to_numpy(nb)) for nW, nb in nablas])
+    assert_gradients_close(net, actual, expected, " after timing")

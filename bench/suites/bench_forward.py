@@ -1,0 +1,24 @@
+"""Forward pass: ``feedforward`` on a batch of MNIST test images.
+
+Validate, then time: the output is checked against the float64 reference on identical
+weights and inputs before timing (``prepare``), and the timed call's own output after.
+"""
+from impls.core.check import assert_close
+
+from ..harness.phases import PHASES
+from ..harness.timing import record
+
+PHASE = "forward"
+
+
+def test_forward(benchmark, prepare, bench, mnist, batch):
+    ready, ref = prepare(bench.preset, batch)
+    net, work = ready.net, PHASES[PHASE].workload(ready, mnist, batch)
+    expected = ref.to_numpy(ref.feedforward(ref.asarray(mnist.X_test[:batch])))
+    work()                                                   # warm-up at the timed shapes
+    net.sync()
+
+    out = benchmark(work.fn, *work.args)
+
+    record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples)
+    assert_close(net.to_numpy(out), expected, net.spec.dtype, "forward", f"{net.name} forward after timing")
