@@ -8,6 +8,11 @@ PRESET ?= nielsen
 PHASE  ?= epoch
 SECONDS ?= 15
 MODE   ?= quick
+NAME   ?=
+# Your own implementations for bench, bench-quick, compare and study, as [NAME=]module:Class
+# specs separated by commas (README, "Benchmark your own implementation"); the module must be
+# importable (PYTHONPATH). Installed packages' entry points need nothing here.
+IMPLS  ?=
 # `make compare` fails when a benchmark's median is this much slower than in the last saved run.
 # 15%: on this 2-core machine, idle, the same benchmark's median moved by up to ~10% between runs
 # (reference epoch at batch 10: 3.07-3.40 s; numpy: 303-308 ms), so 15% is a slow-down, not jitter.
@@ -15,7 +20,11 @@ MODE   ?= quick
 COMPARE_FAIL ?= median:15%
 ARGS   ?=
 
-.PHONY: setup test train bench bench-quick compare profile clean
+ifneq ($(IMPLS),)
+export NNBENCH_IMPLS := $(IMPLS)
+endif
+
+.PHONY: setup test train check bench bench-quick compare profile study clean
 
 # torch is installed first and pinned: the CPU build, so the unpinned range in
 # pyproject.toml is already satisfied and pip does not pull several GB of CUDA packages.
@@ -32,6 +41,10 @@ test: $(STAMP)
 
 train: $(STAMP)
 	$(VENV)/bin/nnbench train --impl $(IMPL) --preset $(PRESET) $(ARGS)
+
+# The conformance checks of one implementation against the float64 reference (exit 0: it conforms).
+check: $(STAMP)
+	$(VENV)/bin/nnbench check $(IMPL) $(ARGS)
 
 # The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved to
 # the history in .benchmarks/<machine>/ (the --benchmark-compare baseline); a failed one goes to
@@ -60,6 +73,10 @@ compare: $(STAMP)
 # py-spy flamegraph + speedscope profile of one implementation and phase, under results/profiles/.
 profile: $(STAMP)
 	$(PY) -m bench.profiling --impl $(IMPL) --preset $(PRESET) --phase $(PHASE) --seconds $(SECONDS) $(ARGS)
+
+# One study over every available implementation, into results/studies/ (NAME empty: the list).
+study: $(STAMP)
+	NNBENCH_COMMAND="make study NAME=$(NAME)$(if $(ARGS), ARGS=\"$(ARGS)\")" $(PY) -m bench.studies $(if $(NAME),$(NAME),--list) $(ARGS)
 
 # Keeps .benchmarks/: it is the comparison history `make compare` and --benchmark-compare read.
 clean:

@@ -27,6 +27,10 @@ class Network(abc.ABC):
     name: str = "?"
     #: dtypes this implementation supports; the first is its default
     dtypes: tuple[str, ...] = ("float32", "float64")
+    #: optional, for one that compiles when constructed (never inside a timed call): set
+    #: ``self.compile_seconds`` there, and name the environment variable that locates its
+    #: compile cache here, so the epoch-grid study can time a cold start and a cached one
+    compile_cache_env: str | None = None
 
     @classmethod
     def unavailable_reason(cls, **options) -> str | None:

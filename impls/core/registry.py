@@ -151,6 +151,8 @@ class Registry:
         try:
             obj = importlib.import_module(module)
             for part in attr.split("."):
+                if not hasattr(obj, part):
+                    return None, entry.options, f"cannot import {entry.target}: {module} has no attribute {part!r}"
                 obj = getattr(obj, part)
         except ImportError as exc:
             missing = exc.name and not exc.name.startswith(module.split(".")[0])

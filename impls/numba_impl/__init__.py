@@ -47,6 +47,9 @@ first_call_seconds: dict[str, float] = {}
 
 class NumbaNetwork(Network):
     dtypes = ("float32", "float64")
+    #: where Numba caches compiled kernels: the epoch-grid study points it at an empty
+    #: directory to measure a cold start
+    compile_cache_env = "NUMBA_CACHE_DIR"
 
     def __init__(self, spec, profile: bool | None = None):
         super().__init__(spec)
