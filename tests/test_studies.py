@@ -1,0 +1,59 @@
+"""The studies runner (bench/studies): each study runs end to end on real MNIST at a tiny size,
+writes its file atomically with the machine and the command, and refuses bad requests in one line."""
+import pytest
+
+from bench import studies
+from bench.studies.__main__ import main
+
+
+def test_every_study_module_declares_itself():
+    assert set(studies.studies()) == {"epoch-grid", "step-overhead"}
+
+
+def test_list(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch-grid" in out and "step-overhead" in out
+
+
+def test_step_overhead_runs_and_writes(tmp_path, capsys, mnist):
+    assert main(["step-overhead", "--impl", "numpy", "--impl", "torch-fast-cpu", "--presets", "nielsen",
+                 "--batch-sizes", "10", "--seconds", "0.01", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "step-overhead.md").read_text()
+    assert "python -m bench.studies step-overhead --impl numpy" in text and "| CPU " in text
+    rows = [line for line in text.splitlines() if line.startswith("| nielsen")]
+    assert [r.split("|")[2].strip() for r in rows] == ["numpy", "torch-fast-cpu"]
+    assert rows[1].split("|")[8].strip().isdigit()          # torch operators counted for torch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-overhead.md"]   # no temporary files left
+
+
+def test_epoch_grid_runs_and_finds_crossovers(tmp_path, mnist):
+    assert main(["epoch-grid", "--impl", "numpy", "--impl", "reference", "--presets", "nielsen", "--batch-sizes",
+                 "100", "1000", "--repeats", "1", "--threads", "1", "--reference-examples", "500",
+                 "--no-compile-time", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "epoch-grid.md").read_text()
+    assert "| reference † " in text and "timed on its first 500 examples and scaled" in text
+    assert "Crossovers" in text
+    assert (tmp_path / "epoch-grid-nielsen.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["no-such-study"], "invalid choice: 'no-such-study'"),
+    (["step-overhead", "--impl", "nope"], "unknown implementation 'nope'"),
+    (["epoch-grid", "--threads", "0"], "must be >= 1"),
+])
+def test_bad_requests_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("NNBENCH_DATA", raising=False)
+    monkeypatch.setenv("NNBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NNBENCH_MNIST_MIRRORS", "http://127.0.0.1:9/")
+    assert main(["step-overhead", "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m bench.studies: error: MNIST not found") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
