@@ -48,7 +48,7 @@ check: $(STAMP)
 
 # The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved to
 # the history in .benchmarks/<machine>/ (the --benchmark-compare baseline); a failed one goes to
-# .benchmarks/failed/ instead (bench/plugin.py). Either way $(3) is rendered from the run's
+# .benchmarks/failed/ instead (bench/harness/plugin.py). Either way $(3) is rendered from the run's
 # JSON, failures marked, and make exits with pytest's status; an interrupted run (status > 1)
 # leaves it as it was. bench-quick renders into results/quick/ so it never replaces the full run's tables.
 define run_bench

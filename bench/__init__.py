@@ -1,6 +1,8 @@
-"""nnbench's benchmarks: pytest-benchmark suites (``bench_*.py``), the results renderer
-(``report``) and the profiling entry point (``profiling``).
+"""nnbench's benchmarks: the pytest-benchmark suites (``suites/``), what they share (``harness/``:
+phase and mode declarations, timing, the machine record, the pytest plugin), the results
+renderer (``report/``), the studies (``studies/``) and the profiler (``profiling``).
 
 Run from the repository root: ``pytest bench``, ``python -m bench.report``,
-``python -m bench.profiling`` (the Makefile's ``bench``, ``compare`` and ``profile`` targets).
+``python -m bench.studies``, ``python -m bench.profiling`` (the Makefile's ``bench``,
+``compare``, ``study`` and ``profile`` targets).
 """

@@ -14,9 +14,14 @@ from .core.base import Network
 
 
 def _sigmoid(z):
-    # 1/(1+exp(-z)): exp overflows to inf for very negative z and 1/inf = 0 is the right
-    # limit; callers run under np.errstate(over="ignore") once instead of once per layer.
-    return 1.0 / (1.0 + np.exp(-z))
+    """1 / (1 + exp(-z)), computed as (1 + tanh(z / 2)) / 2: the same function, but tanh cannot
+    overflow where exp(-z) does (z < -88 in float32, common with N(0, 1) weights), so no
+    ``np.errstate`` is needed to keep the step quiet. Entering one per step slowed a batch-10
+    nielsen epoch measurably (A/B in one process, NumPy 2.4); tanh costs no more than exp."""
+    a = np.tanh(z * 0.5)
+    a *= 0.5
+    a += 0.5
+    return a
 
 
 # sigma'(z) written in terms of the activation a = sigma(z), which the forward pass kept:
@@ -56,14 +61,9 @@ class NumpyNetwork(Network):
         return activations
 
     def feedforward(self, X):
-        with np.errstate(over="ignore"):
-            return self._forward(X)[-1]
+        return self._forward(X)[-1]
 
     def backprop(self, X, y):
-        with np.errstate(over="ignore"):
-            return self._backprop(X, y)
-
-    def _backprop(self, X, y):
         activations = self._forward(X)
         m = X.shape[0]
         a = activations[-1]
@@ -87,11 +87,7 @@ class NumpyNetwork(Network):
         return cost, nablas
 
     def update_mini_batch(self, X, y, lr):
-        # errstate per step, not per epoch: the epoch is the base class's loop (the book's,
-        # written once). Entering it costs ~0.8 us, ~2% of a batch-10 nielsen epoch; without
-        # it a sigmoid's exp overflow would raise a warning, far slower than that.
-        with np.errstate(over="ignore"):
-            cost, nablas = self._backprop(X, y)
+        cost, nablas = self.backprop(X, y)
         for W, b, (nabla_W, nabla_b) in zip(self.weights, self.biases, nablas):
             W -= lr * nabla_W
             b -= lr * nabla_b

@@ -6,7 +6,7 @@ and the SGD step is folded into backprop: BP4 becomes ``W.addmm_(delta.T, a, alp
 adding -lr/m times the gradient straight into W, and BP3 ``b.addmv_(delta.T, ones, ...)``.
 No autograd graph is recorded and nothing is allocated per step, so what remains of
 PyTorch's cost at batch 10 is its per-call dispatch (a few microseconds per call,
-~25 calls per step); bench/torch_epochs.py compares that with the idiomatic version.
+~25 calls per step); the step-overhead study compares that with the idiomatic version.
 
 An epoch is designed for the GPU. The example order is copied to the device once, a
 step counter ``k`` lives on the device, and one step -- gather mini-batch k from the
@@ -36,9 +36,9 @@ def gather_rows(source, index, out):
 
     Not ``index_select``: for 16 indices or fewer its CUDA kernel (indexSelectSmallIndex) has each
     thread loop over the indices, and took 6.9 us to fetch 10 rows of 784 on an H100, the most
-    expensive kernel of a batch-10 step; the gather takes 2.1 us, which cut the captured step
-    from 54 to 44 us (bench/cuda_step.py). On the CPU the two cost the same (1.6-1.8 us at 10 rows,
-    263-272 us at 1024, one thread).
+    expensive kernel of a batch-10 step; the gather took 2.1 us and cut the captured step by about
+    a fifth (H100, torch.profiler; the step-overhead study counts a step's kernels and their
+    time on a GPU). On the CPU the two cost the same.
     """
     torch.gather(source, 0, index.view(-1, 1).expand(-1, source.shape[1]), out=out)
 

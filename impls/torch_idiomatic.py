@@ -5,7 +5,8 @@ This is the network as a tutorial or the seed's PyTorch re-implementation builds
 the gradients and an optimizer to apply them. Nothing is hand-tuned, so it shows what
 that convenience costs: every ``nn.Linear`` call, every autograd node and every
 optimizer step goes through PyTorch's dispatcher, which at batch 10 with a 784-30-10
-network takes longer than the arithmetic (bench/torch_epochs.py measures it).
+network takes longer than the arithmetic (the step-overhead study counts the operators a
+step dispatches and times it: ``make study NAME=step-overhead``).
 
 Two things are not what a tutorial does, because the benchmark requires them: the
 training set lives on the device and mini-batches are indexed there (no DataLoader,

@@ -1,4 +1,4 @@
-"""The results renderer (bench/report.py) on small synthetic pytest-benchmark JSON."""
+"""The results renderer (bench/report/) on small synthetic pytest-benchmark JSON."""
 import json
 
 import pytest

@@ -18,7 +18,7 @@ from impls.core.errors import NnbenchError
 from impls.core.registry import available
 
 from ..harness.machine import describe
-from ..report.tables import machine_rows
+from ..report.machine import machine_rows
 from ..report.writing import write_all
 from . import studies
 

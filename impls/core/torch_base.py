@@ -21,14 +21,12 @@ from .errors import UnavailableError
 
 DEVICES = ("cpu", "cuda")
 
-#: torch's intra-op threads on the CPU unless --threads says otherwise. Measured with
-#: bench/torch_epochs.py on the 2-core machine (README, "PyTorch"): at batch 10 one thread
-#: is 1.3x faster (torch-fast nielsen epoch 0.244 s vs 0.311-0.344 s; a 10 x 784 matrix is
-#: too small to split and OpenMP adds a fork/join per call), at batch 32 they are within
-#: 13% either way, and only from batch 128 do two threads win (1.05-1.6x) -- with heavy
-#: tails whenever another process holds the second core (one 2-thread epoch took 29 s
-#: instead of 1.3 s). The presets train at batch 10 and 32, so one thread; pass
-#: --threads 2 for large batches.
+#: torch's intra-op threads on the CPU unless --threads says otherwise. A 10 x 784 matrix is
+#: too small to split and OpenMP adds a fork/join per call, so at batch 10 one thread is
+#: faster, at 32 they are close, and only at larger batches do more threads win -- with heavy
+#: tails whenever another process holds a core. The presets train at batch 10 and 32, hence
+#: one; the epoch-grid study (results/studies/epoch-grid.md) measures both counts at every
+#: batch size on the machine it runs on.
 DEFAULT_CPU_THREADS = 1
 
 

@@ -1,0 +1,53 @@
+"""The machine a run or a study was measured on, as a Markdown table: what decides the speed."""
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from ..harness.timing import GPU_GEMM_N, OTHERS_WARN
+from .reading import Run
+
+
+def machine_rows(nn: dict) -> list[tuple[str, str]]:
+    """The machine as ``bench.harness.machine.describe()`` recorded it, as table rows."""
+    # threadpoolctl reports no version/architecture for OpenMP runtimes: show what is known,
+    # and the library file, which tells torch's bundled libgomp from the system one numba uses.
+    blas = "; ".join(" ".join(str(b[k]) for k in ("internal_api", "version") if b.get(k))
+                     + f" ({', '.join(str(b[k]) for k in ('library', 'threading_layer', 'architecture') if b.get(k))}"
+                     + f", {b.get('num_threads')} threads)" for b in nn.get("blas", []))
+    return [
+        ("CPU", f"{nn.get('cpu')}, {nn.get('logical_cpus')} logical CPUs ({nn.get('usable_cpus')} usable)"),
+        ("threads in force", ", ".join(f"{k}={v}" for k, v in nn.get("threads", {}).items())),
+        ("BLAS/OpenMP pools", blas or "?"),
+        ("GPU", nn.get("gpu") or "none"),
+        ("system", f"{nn.get('system', '?')}, Python {nn.get('python', '?')}"),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in nn.get("versions", {}).items() if v)),
+    ]
+
+
+def machine_section(run: Run) -> str:
+    m, meta = run.machine, run.meta
+    peak, gpu_peak = meta.get("gemm_peak_gflops") or {}, meta.get("gpu_gemm_peak_gflops")
+    others = meta.get("other_processes_cpu_share")
+    commit = run.commit
+    rows = [
+        ("command", f"`{meta.get('command')}`"),
+        ("mode", f"{meta.get('mode')} (network of the phase tables: `{meta.get('preset')}` preset)"),
+        ("date (UTC)", run.datetime),
+        ("commit", f"{commit.get('id', '?')[:12]} on {commit.get('branch', '?')}"
+                   + (" (uncommitted changes)" if commit.get("dirty") else "")),
+        ("machine", str(m.get("node"))),
+        ("threads pinned", str(meta.get("pinned_threads"))),
+        *machine_rows(m.get("nnbench", {})),
+        ("GEMM peak", _gemm_peaks(peak) + " (NumPy 2048² product, best of 5, pinned threads)" if peak
+                      else "not measured"),
+        *([("GPU GEMM peak", _gemm_peaks(gpu_peak) + f" (torch, {GPU_GEMM_N}² product, best of 5; the share of peak "
+                                                      "of a CUDA implementation is of this)")] if gpu_peak else []),
+        ("other processes", "not measured" if others is None else
+         f"{100 * others:.1f}% of the machine's CPU time during the run"
+         + (" ⚠ they competed with the benchmarks" if others > OTHERS_WARN else "")),
+    ]
+    return tabulate(rows, headers=["", ""], tablefmt="github", disable_numparse=True) + "\n"
+
+
+def _gemm_peaks(peak: dict) -> str:
+    return ", ".join(f"{'SGEMM' if d == 'float32' else 'DGEMM'} {v:.0f} GFLOP/s" for d, v in peak.items())
