@@ -98,7 +98,8 @@ def main(argv=None) -> int:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
         return 130
     command = os.environ.get("NNBENCH_COMMAND") or f"{PROG} {shlex.join(argv)}"
-    note = "".join(f"\nNot available here: `{name}` ({why}).\n" for name, why in unavailable.items())
+    note = ("\nNot available here: " + "; ".join(f"`{name}` ({why})" for name, why in unavailable.items()) + ".\n"
+            if unavailable else "")
     files = {f"{study.name}.md": (header(study, command) + output.markdown + note).encode(), **output.plots}
     write_all(Path(args.out), files)
     print(f"{PROG}: wrote {', '.join(sorted(files))} into {args.out}/")
