@@ -81,6 +81,7 @@ class Phase:
     timed: str                                  # what one timing is, for table headers
     batches: dict[str, tuple[int, ...]]         # mode -> batch sizes
     flops: Callable | None = None               # (spec, examples, batch) -> FLOPs of one timed round
+    traffic: Callable | None = None             # (spec, examples, batch) -> bytes it must move at least
     workload: Callable | None = None            # (ready, data, batch, examples) -> Workload
     validate: Callable | None = None            # (ready, ref, data, batch): raises AssertionError if wrong
     with_preset_batch: bool = False             # the preset's own batch size joins the sweep
@@ -105,6 +106,31 @@ def backward_flops(spec, examples, batch):
 def epoch_flops(spec, examples, batch):
     """Forward + backward for every example, and the SGD update (2 per parameter per step)."""
     return backward_flops(spec, examples, batch) + 2 * spec.n_params * math.ceil(examples / batch)
+
+
+# -- bytes moved: the least traffic a round needs, for the roofline's arithmetic intensity ------------
+# Counted in elements of the network's dtype: every parameter read once per mini-batch (and, when
+# trained, its gradient or update written once), every input row read once, every activation
+# written once and read once, every delta (backward) written once. Caches can only lower what
+# reaches memory below this for the weights; activations of a big batch stream through anyway.
+def _hidden_and_output(spec) -> int:
+    return sum(spec.sizes[1:])
+
+
+def forward_bytes(spec, examples, batch):
+    itemsize = 4 if spec.dtype == "float32" else 8
+    return itemsize * (spec.n_params + examples * spec.sizes[0] + 2 * examples * _hidden_and_output(spec))
+
+
+def backward_bytes(spec, examples, batch):
+    itemsize = 4 if spec.dtype == "float32" else 8
+    return itemsize * (2 * spec.n_params + examples * spec.sizes[0] + 3 * examples * _hidden_and_output(spec))
+
+
+def epoch_bytes(spec, examples, batch):
+    itemsize = 4 if spec.dtype == "float32" else 8
+    steps = math.ceil(examples / batch)
+    return itemsize * (2 * spec.n_params * steps + examples * spec.sizes[0] + 3 * examples * _hidden_and_output(spec))
 
 
 # -- workloads and their checks ---------------------------------------------------------------------
@@ -155,13 +181,13 @@ def validate_epoch(ready, ref, data, batch):
 PHASES = {p.name: p for p in (
     Phase("forward", "Forward pass (`feedforward`)", "median time per call",
           {"full": (1, 10, 128, 1024, 10_000), "quick": (10, 1024), "smoke": (10,)},
-          forward_flops, forward_workload, validate_forward),
+          forward_flops, forward_workload, validate_forward, traffic=forward_bytes),
     Phase("backward", "Backward (`backprop`: cost and gradients of one mini-batch)", "median time per call",
           {"full": (10, 128, 1024), "quick": (128,), "smoke": (10,)},
-          backward_flops, backward_workload, validate_backward),
+          backward_flops, backward_workload, validate_backward, traffic=backward_bytes),
     Phase("epoch", "One training epoch (`train_epoch`)", "median seconds per epoch of the preset's training set",
           {"full": (10, 32, 128, 1024), "quick": (10, 128), "smoke": (10,)},
-          epoch_flops, epoch_workload, validate_epoch, with_preset_batch=True),
+          epoch_flops, epoch_workload, validate_epoch, traffic=epoch_bytes, with_preset_batch=True),
     Phase("time-to-accuracy", "Time to accuracy", "training seconds to the preset's target",
           {}, validate=validate_epoch, per_preset=True),
 )}

@@ -5,7 +5,9 @@ Kept free of pytest so the report and the studies can use the same definitions.
 """
 from __future__ import annotations
 
+import statistics
 import time
+import timeit
 
 import numpy as np
 
@@ -88,6 +90,22 @@ def _torch_peak(n, repeats, device):
         peak[dtype] = 2 * n ** 3 / min(seconds[1:]) / 1e9
         del a
     return peak
+
+
+def time_call(fn, sync, seconds: float, repeats: int) -> float:
+    """Median seconds per call of ``fn()`` over ``repeats`` runs of ~``seconds`` each (calls back to
+    back, ``sync()`` once at the end of a run, so a device is waited for), after a warm-up call.
+    For the studies' microsecond calls, where a timer read per call would be part of the time."""
+    fn()
+    sync()
+    once = min(timeit.repeat(lambda: (fn(), sync()), number=1, repeat=3))
+    number = max(1, int(seconds / max(once, 1e-7)))
+
+    def run():
+        for _ in range(number):
+            fn()
+        sync()
+    return statistics.median(timeit.repeat(run, number=1, repeat=repeats)) / number
 
 
 def measured_peak(device: str = "cpu") -> dict[str, float] | None:

@@ -18,22 +18,40 @@ def plot_names(run: Run) -> list[str]:
                     if any(t.phase == TTA and t.params.get("preset_name") == p for t in run.timings)]
 
 
+def figure(size=(7, 4.5)):
+    """(pyplot, figure, axes) on the non-interactive backend: every plot nnbench writes starts here."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=size)
+    return plt, fig, ax
+
+
+def png(plt, fig, ax, legend_size=None) -> bytes:
+    """Plain tick labels (0.3, 10, 1024 rather than 3x10^-1 on log axes), a grid, the legend; as PNG bytes."""
+    from matplotlib.ticker import FuncFormatter
+    plain = FuncFormatter(lambda x, _: f"{x:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def plots(run: Run) -> dict[str, bytes]:
     names = plot_names(run)
     if not names:
         return {}
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    plain = FuncFormatter(lambda x, _: f"{x:g}")      # 0.3, 10, 1024 rather than 3x10^-1 on log axes
     nn = run.machine.get("nnbench", {})
     gpu = (nn.get("gpu") or "").split(" (")[0]     # the name, without memory and driver
     where = (f"{gpu} + " if gpu else "") + f"{nn.get('cpu') or run.machine.get('node')}, " \
             f"{run.meta.get('pinned_threads')} threads"
     out = {}
     for name in names:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        plt, fig, ax = figure()
         if name == "epoch-vs-batch.png":
             for impl in run.available:
                 points = sorted((t.batch, epoch_seconds(t)) for t in run.timings
@@ -62,14 +80,7 @@ def plots(run: Run) -> dict[str, bytes]:
                 ax.axhline(100 * target, color="grey", linestyle="--", label=f"target {100 * target:.1f}%")
             ax.set(xscale="log", xlabel="cumulative training seconds", ylabel="test accuracy (%)",
                    title=f"Test accuracy vs training time: {preset} ({where})")
-        ax.xaxis.set_major_formatter(plain)
-        ax.yaxis.set_major_formatter(plain)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        out[name] = buffer.getvalue()
+        out[name] = png(plt, fig, ax)
     return out
 
 

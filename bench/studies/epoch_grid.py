@@ -13,15 +13,14 @@ compile cache (``compile_cache_env``) is also started in fresh processes, cold a
 """
 from __future__ import annotations
 
-import io
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
-import numpy as np
 from tabulate import tabulate
 
 from impls.core.errors import UnsupportedError
@@ -30,6 +29,7 @@ from impls.core.registry import create, registry
 from impls.core.train import build, pin_threads, timed_epoch
 
 from ..harness.phases import PHASES, REFERENCE, epoch_flops
+from ..report.plots import figure, png
 from . import Output, Study
 
 SETTLE = 0.25          # seconds idle before each timed epoch (see the docstring)
@@ -45,36 +45,54 @@ def add_arguments(p):
     p.add_argument("--no-compile-time", action="store_true", help="skip the fresh-process compile timings")
 
 
+@dataclass
+class Grid:
+    """Whole-epoch timings of one preset: every implementation x thread count x batch size."""
+    preset: object
+    ready: dict                  # impl -> impls.core.train.Ready
+    examples: dict               # impl -> examples timed per epoch (the reference: a prefix)
+    n: int                       # examples in a full epoch
+    cells: dict                  # (impl, threads, batch) -> [seconds per full epoch]
+    skipped: dict                # impl -> why it declined this preset's network
+
+
+def measure(ctx, preset, batches, thread_counts, repeats, reference_examples) -> Grid:
+    """Build every implementation, validate each at every batch size, then time the grid."""
+    ready, skipped = {}, {}
+    for name in ctx.impls:
+        try:
+            ready[name] = build(name, preset, ctx.data)
+        except UnsupportedError as exc:
+            skipped[name] = str(exc)
+    n = len(next(iter(ready.values())).X)
+    examples = {name: min(n, reference_examples) if name == REFERENCE else n for name in ready}
+    for batch in batches:                       # validate every implementation before timing any
+        for name, r in ready.items():
+            ref = create(REFERENCE, r.net.spec.with_dtype("float64"))
+            PHASES["epoch"].validate(r, ref, ctx.data, batch)
+            r.restore()
+    cells = {}
+    for threads in thread_counts:
+        for r in ready.values():
+            pin_threads(r.net, threads)
+        for batch in batches:
+            ctx.log(f"{preset.name}, {threads} thread(s), batch {batch}")
+            times = time_cell(ready, examples, batch, preset.lr, repeats)
+            for name, seconds in times.items():
+                cells[name, threads, batch] = [s * n / examples[name] for s in seconds]
+    return Grid(preset, ready, examples, n, cells, skipped)
+
+
 def run(ctx) -> Output:
     args = ctx.args
     thread_counts = args.threads or sorted({1, os.cpu_count() or 1})
     sections, plots, skipped = [], {}, {}
     for preset_name in args.presets:
         preset = PRESETS[preset_name]
-        ready = {}
-        for name in ctx.impls:
-            try:
-                ready[name] = build(name, preset, ctx.data)
-            except UnsupportedError as exc:
-                skipped[name] = str(exc)
-        n = len(next(iter(ready.values())).X)
-        examples = {name: min(n, args.reference_examples) if name == REFERENCE else n for name in ready}
-        for batch in args.batch_sizes:          # validate every implementation before timing any
-            for name, r in ready.items():
-                ref = create(REFERENCE, r.net.spec.with_dtype("float64"))
-                PHASES["epoch"].validate(r, ref, ctx.data, batch)
-                r.restore()
-        cells = {}                               # (impl, threads, batch) -> [seconds per full epoch]
-        for threads in thread_counts:
-            for r in ready.values():
-                pin_threads(r.net, threads)
-            for batch in args.batch_sizes:
-                ctx.log(f"{preset_name}, {threads} thread(s), batch {batch}")
-                times = time_cell(ready, examples, batch, preset.lr, args.repeats)
-                for name, seconds in times.items():
-                    cells[name, threads, batch] = [s * n / examples[name] for s in seconds]
-        sections.append(preset_section(preset, ready, examples, n, cells, thread_counts, args.batch_sizes))
-        plots[f"epoch-grid-{preset_name}.png"] = plot(preset, ready, cells, thread_counts, args.batch_sizes)
+        g = measure(ctx, preset, args.batch_sizes, thread_counts, args.repeats, args.reference_examples)
+        skipped.update(g.skipped)
+        sections.append(preset_section(preset, g.ready, g.examples, g.n, g.cells, thread_counts, args.batch_sizes))
+        plots[f"epoch-grid-{preset_name}.png"] = plot(preset, g.ready, g.cells, thread_counts, args.batch_sizes)
     text = "\n".join(sections)
     if not args.no_compile_time:
         text += compile_section(ctx)
@@ -128,6 +146,14 @@ def preset_section(preset, ready, examples, n, cells, thread_counts, batches) ->
     return text + "\n" + crossovers(ready, cells, thread_counts, batches) + "\n"
 
 
+def measured_crossovers(cells, a, b, threads, batches) -> list[tuple[int, int, str, str]]:
+    """(batch before, batch after, faster before, faster after) wherever the faster of a and b changes."""
+    faster = [a if statistics.median(cells[a, threads, k]) < statistics.median(cells[b, threads, k]) else b
+              for k in batches]
+    return [(batches[j], batches[j + 1], faster[j], faster[j + 1])
+            for j in range(len(batches) - 1) if faster[j] != faster[j + 1]]
+
+
 def crossovers(ready, cells, thread_counts, batches) -> str:
     """For every pair of implementations and thread count: which is faster where, and between
     which measured batch sizes the faster one changes."""
@@ -136,21 +162,18 @@ def crossovers(ready, cells, thread_counts, batches) -> str:
     for threads in thread_counts:
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                faster = [a if statistics.median(cells[a, threads, k]) < statistics.median(cells[b, threads, k])
-                          else b for k in batches]
-                changes = [f"{faster[j + 1]} overtakes {faster[j]} between batch {batches[j]} and {batches[j + 1]}"
-                           for j in range(len(batches) - 1) if faster[j] != faster[j + 1]]
-                what = "; ".join(changes) if changes else f"{faster[0]} is faster at every measured batch size"
+                changes = measured_crossovers(cells, a, b, threads, batches)
+                faster = a if statistics.median(cells[a, threads, batches[0]]) < statistics.median(
+                    cells[b, threads, batches[0]]) else b
+                what = ("; ".join(f"{after} overtakes {before} between batch {lo} and {hi}"
+                                  for lo, hi, before, after in changes)
+                        or f"{faster} is faster at every measured batch size")
                 lines.append(f"- {threads} thread(s), `{a}` vs `{b}`: {what}")
     return "Crossovers (medians compared cell by cell):\n\n" + "\n".join(lines) + "\n"
 
 
 def plot(preset, ready, cells, thread_counts, batches) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    plt, fig, ax = figure((7.5, 4.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for color, name in zip(colors * 3, ready):
         for threads, style in zip(thread_counts, ("--", "-", ":", "-.")):
@@ -159,14 +182,7 @@ def plot(preset, ready, cells, thread_counts, batches) -> bytes:
     ax.set(xscale="log", yscale="log", xlabel="mini-batch size", ylabel="seconds per epoch",
            title=f"Epoch time by batch size and threads: {preset.name}")
     ax.set_xticks(batches)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png(plt, fig, ax, legend_size=7)
 
 
 # -- compile time ---------------------------------------------------------------------------------

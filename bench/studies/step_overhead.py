@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import sys
-import timeit
 
 from tabulate import tabulate
 
@@ -31,6 +29,7 @@ from impls.core.registry import create
 from impls.core.train import build
 
 from ..harness.phases import REFERENCE, backward_flops
+from ..harness.timing import time_call
 from . import Output, Study
 
 LR = 1e-6
@@ -66,7 +65,7 @@ def run(ctx) -> Output:
 
                 def step():
                     net.update_mini_batch(Xn, yn, LR)
-                seconds = time_step(step, net.sync, args.seconds, args.repeats)
+                seconds = time_call(step, net.sync, args.seconds, args.repeats)
                 counts = count_calls(step, net)
                 rows.append([preset_name, name, batch, f"{seconds * 1e6:.1f}",
                              f"{(backward_flops(net.spec, batch, batch) + 2 * net.spec.n_params) / seconds / 1e9:.3g}",
@@ -84,23 +83,6 @@ def run(ctx) -> Output:
     text += launch_floor(args)
     text += "".join(f"\nSkipped: `{name}`: {why}\n" for name, why in skipped.items())
     return Output(text)
-
-
-def time_step(step, sync, seconds, repeats) -> float:
-    """Median seconds per call over ``repeats`` runs of ~``seconds`` each, after a warm-up."""
-    step()
-    sync()
-    number = max(1, int(seconds / max(_once(step, sync), 1e-7)))
-
-    def batch():
-        for _ in range(number):
-            step()
-        sync()
-    return statistics.median(timeit.repeat(batch, number=1, repeat=repeats)) / number
-
-
-def _once(step, sync):
-    return min(timeit.repeat(lambda: (step(), sync()), number=1, repeat=3))
 
 
 def count_calls(step, net) -> dict:
@@ -170,7 +152,7 @@ def launch_floor(args) -> str:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         chain()
-    rows = [[label, f"{time_step(fn, torch.cuda.synchronize, args.seconds, args.repeats) * 1e6:.1f}"]
+    rows = [[label, f"{time_call(fn, torch.cuda.synchronize, args.seconds, args.repeats) * 1e6:.1f}"]
             for label, fn in (("eager, launched from Python", chain), ("replayed from a CUDA graph", graph.replay))]
     return (f"\nLaunch floor: {FLOOR_KERNELS} dependent 1-element kernels, µs per chain (chains back to back, "
             "synchronized at the end; divide by the count for one kernel's floor).\n\n"
