@@ -81,9 +81,9 @@ class Phase:
     timed: str                                  # what one timing is, for table headers
     batches: dict[str, tuple[int, ...]]         # mode -> batch sizes
     flops: Callable | None = None               # (spec, examples, batch) -> FLOPs of one timed round
-    traffic: Callable | None = None             # (spec, examples, batch) -> bytes it must move at least
     workload: Callable | None = None            # (ready, data, batch, examples) -> Workload
     validate: Callable | None = None            # (ready, ref, data, batch): raises AssertionError if wrong
+    traffic: Callable | None = None             # (spec, examples, batch) -> bytes it must move at least
     with_preset_batch: bool = False             # the preset's own batch size joins the sweep
     per_preset: bool = False                    # one benchmark per preset (time to accuracy), not per batch
 
@@ -117,20 +117,21 @@ def _hidden_and_output(spec) -> int:
     return sum(spec.sizes[1:])
 
 
+def _itemsize(spec) -> int:
+    return np.dtype(spec.dtype).itemsize
+
+
 def forward_bytes(spec, examples, batch):
-    itemsize = 4 if spec.dtype == "float32" else 8
-    return itemsize * (spec.n_params + examples * spec.sizes[0] + 2 * examples * _hidden_and_output(spec))
+    return _itemsize(spec) * (spec.n_params + examples * spec.sizes[0] + 2 * examples * _hidden_and_output(spec))
 
 
 def backward_bytes(spec, examples, batch):
-    itemsize = 4 if spec.dtype == "float32" else 8
-    return itemsize * (2 * spec.n_params + examples * spec.sizes[0] + 3 * examples * _hidden_and_output(spec))
+    return _itemsize(spec) * (2 * spec.n_params + examples * spec.sizes[0] + 3 * examples * _hidden_and_output(spec))
 
 
 def epoch_bytes(spec, examples, batch):
-    itemsize = 4 if spec.dtype == "float32" else 8
     steps = math.ceil(examples / batch)
-    return itemsize * (2 * spec.n_params * steps + examples * spec.sizes[0] + 3 * examples * _hidden_and_output(spec))
+    return _itemsize(spec) * (2 * spec.n_params * steps + examples * spec.sizes[0] + 3 * examples * _hidden_and_output(spec))
 
 
 # -- workloads and their checks ---------------------------------------------------------------------
