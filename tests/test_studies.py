@@ -57,3 +57,19 @@ def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("python -m bench.studies: error: MNIST not found") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_an_implementation_that_declines_a_network_is_skipped_saying_why(tmp_path, monkeypatch, mnist):
+    (tmp_path / "decline_mod.py").write_text(
+        "from impls.numpy_impl import NumpyNetwork\n\n\n"
+        "class ReluOnly(NumpyNetwork):\n"
+        "    @classmethod\n"
+        "    def unsupported_reason(cls, spec, **options):\n"
+        "        return 'no quadratic cost here' if spec.output == 'sigmoid_quadratic' else None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["step-overhead", "--impl", "numpy", "--impl", "relu-only=decline_mod:ReluOnly", "--presets",
+                 "nielsen", "relu", "--batch-sizes", "10", "--seconds", "0.01", "--repeats", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "step-overhead.md").read_text()
+    assert "Skipped: `relu-only`: implementation 'relu-only' declines 784-30-10" in text and "no quadratic cost" in text
+    assert "| relu     | relu-only " in text and "| nielsen  | relu-only " not in text

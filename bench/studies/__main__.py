@@ -8,14 +8,15 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
 
 from impls.core.argtypes import implementation, positive_int
-from impls.core.errors import NnbenchError
+from impls.core.errors import NnbenchError, UnsupportedError
 from impls.core.registry import available
+from impls.core.train import build
 
 from ..harness.machine import describe
 from ..report.machine import machine_rows
@@ -34,9 +35,21 @@ class Context:
     data: object
     impls: list[str]
     unavailable: dict[str, str]
+    skipped: dict[str, str] = field(default_factory=dict)     # implementation -> why it declined a network
 
     def log(self, *parts) -> None:
         print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
+
+    def build_all(self, preset, threads: int | None = None) -> dict:
+        """Every implementation ready for ``preset`` through the one setup path; one that declines
+        the network is left out and the study's file says why."""
+        ready = {}
+        for name in self.impls:
+            try:
+                ready[name] = build(name, preset, self.data, threads=threads)
+            except UnsupportedError as exc:
+                self.skipped[name] = str(exc)
+        return ready
 
 
 def build_parser(all_studies) -> argparse.ArgumentParser:
@@ -98,7 +111,8 @@ def main(argv=None) -> int:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
         return 130
     command = os.environ.get("NNBENCH_COMMAND") or f"{PROG} {shlex.join(argv)}"
-    note = ("\nNot available here: " + "; ".join(f"`{name}` ({why})" for name, why in unavailable.items()) + ".\n"
+    note = "".join(f"\nSkipped: `{name}`: {why}\n" for name, why in ctx.skipped.items())
+    note += ("\nNot available here: " + "; ".join(f"`{name}` ({why})" for name, why in unavailable.items()) + ".\n"
             if unavailable else "")
     files = {f"{study.name}.md": (header(study, command) + output.markdown + note).encode(), **output.plots}
     write_all(Path(args.out), files)

@@ -93,15 +93,13 @@ def run(ctx) -> Output:
     args = ctx.args
     threads = (args.threads or [os.cpu_count() or 1])[0]
     batches = sorted(args.batch_sizes)
-    text, plots, skipped = [f"Threads pinned to {threads} (`--threads`).\n"], {}, {}
+    text, plots = [f"Threads pinned to {threads} (`--threads`).\n"], {}
     for preset_name in args.presets:
         g = measure(ctx, PRESETS[preset_name], batches, [threads], args.repeats, args.reference_examples)
-        skipped.update(g.skipped)
         medians = {name: [statistics.median(g.cells[name, threads, b]) for b in batches] for name in g.ready}
         fits = {name: fit(g.n, batches, medians[name]) for name in g.ready}
         text.append(preset_section(g, fits, medians, threads, batches))
         plots[f"cost-model-{preset_name}.png"] = plot(g, fits, medians, batches)
-    text += [f"\nSkipped: `{name}`: {why}\n" for name, why in skipped.items()]
     text += [f"\n![{name}]({name})\n" for name in plots]
     return Output("\n".join(text), plots)
 

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from impls.core.errors import UnsupportedError
 from impls.core.presets import PRESETS
 from impls.core.registry import create, registry
-from impls.core.train import build, pin_threads, timed_epoch
+from impls.core.train import pin_threads, timed_epoch
 
 from ..harness.phases import PHASES, REFERENCE, epoch_flops
 from ..report.plots import figure, png
@@ -53,17 +52,11 @@ class Grid:
     examples: dict               # impl -> examples timed per epoch (the reference: a prefix)
     n: int                       # examples in a full epoch
     cells: dict                  # (impl, threads, batch) -> [seconds per full epoch]
-    skipped: dict                # impl -> why it declined this preset's network
 
 
 def measure(ctx, preset, batches, thread_counts, repeats, reference_examples) -> Grid:
     """Build every implementation, validate each at every batch size, then time the grid."""
-    ready, skipped = {}, {}
-    for name in ctx.impls:
-        try:
-            ready[name] = build(name, preset, ctx.data)
-        except UnsupportedError as exc:
-            skipped[name] = str(exc)
+    ready = ctx.build_all(preset)
     n = len(next(iter(ready.values())).X)
     examples = {name: min(n, reference_examples) if name == REFERENCE else n for name in ready}
     for batch in batches:                       # validate every implementation before timing any
@@ -80,23 +73,21 @@ def measure(ctx, preset, batches, thread_counts, repeats, reference_examples) ->
             times = time_cell(ready, examples, batch, preset.lr, repeats)
             for name, seconds in times.items():
                 cells[name, threads, batch] = [s * n / examples[name] for s in seconds]
-    return Grid(preset, ready, examples, n, cells, skipped)
+    return Grid(preset, ready, examples, n, cells)
 
 
 def run(ctx) -> Output:
     args = ctx.args
     thread_counts = args.threads or sorted({1, os.cpu_count() or 1})
-    sections, plots, skipped = [], {}, {}
+    sections, plots = [], {}
     for preset_name in args.presets:
         preset = PRESETS[preset_name]
         g = measure(ctx, preset, args.batch_sizes, thread_counts, args.repeats, args.reference_examples)
-        skipped.update(g.skipped)
         sections.append(preset_section(preset, g.ready, g.examples, g.n, g.cells, thread_counts, args.batch_sizes))
         plots[f"epoch-grid-{preset_name}.png"] = plot(preset, g.ready, g.cells, thread_counts, args.batch_sizes)
     text = "\n".join(sections)
     if not args.no_compile_time:
         text += compile_section(ctx)
-    text += "".join(f"\nSkipped: `{name}`: {why}\n" for name, why in skipped.items())
     text += "".join(f"\n![{name}]({name})\n" for name in plots)
     return Output(text, plots)
 

@@ -28,10 +28,8 @@ import numpy as np
 from tabulate import tabulate
 
 from impls.core import threads as thread_pools
-from impls.core.errors import UnsupportedError
 from impls.core.presets import PRESETS
 from impls.core.registry import create
-from impls.core.train import build
 
 from ..harness.phases import BATCH_PHASES, REFERENCE
 from ..harness.timing import gemm_peak, time_call
@@ -120,15 +118,10 @@ def run(ctx) -> Output:
     pinned = (args.threads or [os.cpu_count() or 1])[0]
     thread_pools.pin(pinned)
     roofs = {"cpu": ceilings("cpu")}
-    points, skipped = [], {}
+    points = []
     for preset_name in args.presets:
         preset = PRESETS[preset_name]
-        for name in ctx.impls:
-            try:
-                ready = build(name, preset, ctx.data, threads=pinned)
-            except UnsupportedError as exc:
-                skipped[name] = str(exc)
-                continue
+        for name, ready in ctx.build_all(preset, pinned).items():
             device = device_of(ready.net)
             roofs.setdefault(device, ceilings(device))
             for phase in BATCH_PHASES:
@@ -146,7 +139,6 @@ def run(ctx) -> Output:
         mine = [p for p in points if p["phase"] == phase.name]
         text.append(phase_table(phase, mine, roofs))
         plots[f"roofline-{phase.name}.png"] = plot(phase, mine, roofs)
-    text += [f"\nSkipped: `{name}`: {why}\n" for name, why in skipped.items()]
     text += [f"\n![{name}]({name})\n" for name in plots]
     return Output("\n".join(text), plots)
 

@@ -23,10 +23,8 @@ import sys
 from tabulate import tabulate
 
 from impls.core.check import check_sgd_step
-from impls.core.errors import UnsupportedError
 from impls.core.presets import PRESETS
 from impls.core.registry import create
-from impls.core.train import build
 
 from ..harness.phases import REFERENCE, backward_flops
 from ..harness.timing import time_call
@@ -46,15 +44,9 @@ def add_arguments(p):
 def run(ctx) -> Output:
     args = ctx.args
     threads = (args.threads or [1])[0]
-    rows, skipped = [], {}
+    rows = []
     for preset_name in args.presets:
-        preset = PRESETS[preset_name]
-        for name in ctx.impls:
-            try:
-                ready = build(name, preset, ctx.data, threads=threads)
-            except UnsupportedError as exc:
-                skipped[name] = str(exc)
-                continue
+        for name, ready in ctx.build_all(PRESETS[preset_name], threads).items():
             net = ready.net
             ref = create(REFERENCE, net.spec.with_dtype("float64"))
             for batch in args.batch_sizes:
@@ -81,7 +73,6 @@ def run(ctx) -> Output:
             "from Python, autograd or the optimizer (not those nested inside another).\n\n"
             + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
     text += launch_floor(args)
-    text += "".join(f"\nSkipped: `{name}`: {why}\n" for name, why in skipped.items())
     return Output(text)
 
 
