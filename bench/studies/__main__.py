@@ -71,7 +71,9 @@ def build_parser(all_studies) -> argparse.ArgumentParser:
 
 def header(study, command: str) -> str:
     commit = _git("rev-parse", "--short=12", "HEAD") or "?"
-    dirty = " (uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    # results/ is left out: a study run after another has rewritten its files, which says nothing of the code
+    dirty = " (uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                             ":(exclude)results") else ""
     rows = [("command", f"`{command}`"), ("date (UTC)", datetime.datetime.now(datetime.timezone.utc)
                                           .isoformat(timespec="seconds")),
             ("commit", commit + dirty), *machine_rows(describe())]
