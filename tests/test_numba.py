@@ -17,7 +17,7 @@ from impls import available, create
 from impls.core.check import random_problem
 from impls.core.errors import ConfigError, DivergedError
 from impls.core.presets import Preset
-from impls.core.spec import NetworkSpec, init_params
+from impls.core.spec import NetworkSpec
 from impls.core.mnist import Dataset
 from impls.core.train import train
 

@@ -150,7 +150,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         outcome = outcomes.get(bench["fullname"])
         if outcome:
             bench["extra_info"]["status"] = outcome["status"]
-    from impls.core.registry import available, source
+    from impls.core.registry import available, built_in, source
     output_json["nnbench"] = {
         "mode": config.getoption("bench_mode"),
         "preset": config.getoption("bench_preset"),
@@ -162,7 +162,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "other_processes_cpu_share": other_processes_share(config.stash.get(CPU_AT_START, None)),
         "available": available(),
         "sources": {name: source(name) for name in available()},
-        "sources": {name: source(name) for name in available()},
+        "built_in": [name for name in available() if built_in(name)],
         "session": "failed" if session_failed(config) else "passed",
         "outcomes": list(outcomes.values()),
     }

@@ -69,7 +69,7 @@ def _cpu_peak(n, repeats):
     for dtype in ("float32", "float64"):
         a = rng.random((n, n)).astype(dtype)
         a @ a  # first call: BLAS thread start-up and page faults
-        best = min(_timed(lambda: a @ a) for _ in range(repeats))
+        best = min(seconds_of(lambda: a @ a) for _ in range(repeats))
         peak[dtype] = 2 * n ** 3 / best / 1e9
     return peak
 
@@ -113,7 +113,14 @@ def measured_peak(device: str = "cpu") -> dict[str, float] | None:
     return dict(_PEAK[device]) if device in _PEAK else None
 
 
-def _timed(fn) -> float:
+def device_of(net) -> str:
+    """"cuda" when the implementation computes on a CUDA device (its native arrays say so), else
+    "cpu": which device's peak and bandwidth a timing is measured against."""
+    sample = net.asarray(np.zeros((1, net.spec.sizes[0]), dtype=net.np_dtype))
+    return "cuda" if getattr(sample, "is_cuda", False) else "cpu"
+
+
+def seconds_of(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -160,8 +167,7 @@ def record(benchmark, *, phase: str, net, preset, batch: int, examples: int, **m
                                 flops=flops, status="passed", **more)
     stats = record_spread(benchmark, net)
     if stats:
-        # Torch implementations carry a torch.device; every other one computes on the CPU.
-        peak = gemm_peak(device=getattr(getattr(net, "device", None), "type", "cpu"))[net.spec.dtype]
+        peak = gemm_peak(device=device_of(net))[net.spec.dtype]
         gflops = flops / stats.median / 1e9
         benchmark.extra_info.update(examples_per_s=examples / stats.median, gflops=gflops, peak_gflops=peak,
                                     pct_peak=100 * gflops / peak)

@@ -229,7 +229,7 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
     files[f"{TTA}.md"] = f"# {PHASES[TTA].title}\n\n{tta_section(run, '##')}"
     plots = "".join(f"![{name}]({name})\n\n" for name in plot_names)
     sources = run.meta.get("sources", {})
-    own = {i: s for i, s in sources.items() if "package 'nnbench'" not in s and "of nnbench" not in s}
+    own = {i: s for i, s in sources.items() if i not in run.meta.get("built_in", sources)}
     files["README.md"] = "\n".join([
         "# Results", "",
         f"Written by `python -m bench.report` from [benchmark.json](benchmark.json), produced by "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -32,7 +31,7 @@ from impls.core.presets import PRESETS
 from impls.core.registry import create
 
 from ..harness.phases import BATCH_PHASES, REFERENCE
-from ..harness.timing import gemm_peak, time_call
+from ..harness.timing import device_of, gemm_peak, seconds_of, time_call
 from ..report.plots import figure, png
 from . import Output, Study
 
@@ -50,7 +49,7 @@ def cpu_bandwidth(repeats: int = 5) -> float:
     src = np.ones(COPY_BYTES // 4, dtype=np.float32)
     dst = np.empty_like(src)
     np.copyto(dst, src)                      # page faults and first touch outside the timing
-    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats))
+    best = min(seconds_of(lambda: np.copyto(dst, src)) for _ in range(repeats))
     return 2 * src.nbytes / best
 
 
@@ -60,26 +59,14 @@ def gpu_bandwidth(repeats: int = 5) -> float:
     dst = torch.empty_like(src)
     dst.copy_(src)
     torch.cuda.synchronize()
-    best = min(_timed(lambda: (dst.copy_(src), torch.cuda.synchronize())) for _ in range(repeats))
+    best = min(seconds_of(lambda: (dst.copy_(src), torch.cuda.synchronize())) for _ in range(repeats))
     return 2 * src.numel() * 4 / best
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def ceilings(device: str) -> dict:
     if device == "cuda":
         return {"peak": gemm_peak(device="cuda"), "bandwidth": gpu_bandwidth()}
     return {"peak": gemm_peak(), "bandwidth": cpu_bandwidth()}
-
-
-def device_of(net) -> str:
-    torch = sys.modules.get("torch")
-    data = getattr(net, "X_train", None)
-    return "cuda" if torch is not None and isinstance(data, torch.Tensor) and data.is_cuda else "cpu"
 
 
 def add_arguments(p):

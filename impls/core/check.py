@@ -105,7 +105,7 @@ class Result:
 
     def require(self) -> Result:
         if not self.ok:
-            raise AssertionError(f"{self.name}: {self.message()}")
+            raise AssertionError(f"{self.name}: {self.message()}" if self.name else self.message())
         return self
 
 
@@ -114,7 +114,7 @@ def _finish(result: Result, strict: bool) -> Result:
 
 
 def assert_close(actual, expected, dtype: str, what: str, label: str) -> None:
-    Result(label, [compare(actual, expected, dtype, what, label)]).require()
+    Result("", [compare(actual, expected, dtype, what, label)]).require()
 
 
 def random_problem(spec: NetworkSpec, seed: int, batch: int, init: str = "scaled"):

@@ -99,7 +99,7 @@ def _entry_points() -> list[Entry]:
             continue
         seen.add((ep.name, ep.value))
         entries.append(Entry(ep.name, ep.value, f"entry point {ep.name!r} of package {dist!r}", origin=dist))
-    if not any(e.source.endswith("package 'nnbench'") for e in entries) and PYPROJECT.is_file():
+    if not any(e.origin == "nnbench" for e in entries) and PYPROJECT.is_file():
         table = tomllib.loads(PYPROJECT.read_text()).get("project", {}).get("entry-points", {}).get(GROUP, {})
         entries[:0] = [Entry(name, value, f"{PYPROJECT.name} of nnbench (not installed)", origin="nnbench")
                        for name, value in table.items()]
@@ -231,6 +231,10 @@ def default_dtype(name: str) -> str:
     if cls is None:
         raise UnavailableError(f"implementation {name!r} is unavailable: {reason}")
     return cls.dtypes[0]
+
+
+def built_in(name: str) -> bool:
+    return registry().entries[name].origin == "nnbench"
 
 
 def source(name: str) -> str:
