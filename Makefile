@@ -31,7 +31,7 @@ endif
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots,jax,sklearn]'
 	@touch $@
 
 setup: $(STAMP)

@@ -59,3 +59,26 @@ def isolated_env(tmp_path, monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Where an implementation compiles for seconds at every new input shape (``torch.compile``:
+    ``compiles_per_shape``), the shared tests keep its float32 three-layer cases by default and
+    move the rest -- float64 and the four-layer network, each one more compile -- to ``-m slow``.
+    All of them ran cold in 6.5 minutes on the 2-core machine, more than the rest of the suite.
+    ``nnbench check`` and the benchmarks validate every network they use in full."""
+    from impls.core.registry import registry
+    heavy = {}
+    for item in items:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        name = params and params.get("impl")
+        if not isinstance(name, str):
+            continue
+        if name not in heavy:
+            try:
+                heavy[name] = getattr(registry().load(name)[0], "compiles_per_shape", False)
+            except Exception:        # an unregistered name: the test itself will say so
+                heavy[name] = False
+        if heavy[name] and (params.get("dtype") == "float64" or len(params.get("sizes", ())) > 3):
+            item.add_marker(pytest.mark.slow)

@@ -12,7 +12,8 @@ from impls.core.spec import NetworkSpec
 from impls.core.testing import create_or_skip
 
 SPEC = NetworkSpec((6, 5, 4))
-BUILT_IN = ["numba", "numpy", "reference", "torch-fast-cpu", "torch-fast-cuda", "torch-idiomatic-cpu",
+BUILT_IN = ["jax-cpu", "jax-cuda", "numba", "numpy", "reference", "sklearn", "torch-compile-cpu",
+            "torch-compile-cuda", "torch-fast-cpu", "torch-fast-cuda", "torch-idiomatic-cpu",
             "torch-idiomatic-cuda"]
 
 USER_MODULE = textwrap.dedent('''

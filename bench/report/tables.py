@@ -111,7 +111,22 @@ def phase_tables(run: Run, phase: str) -> str:
              "\n**GFLOP/s** (matrix-product FLOPs of the phase / median time; in brackets the share of "
              "this machine's GEMM peak for the implementation's dtype, on its device: the GPU's for CUDA)\n",
              table(gflops_cell)]
-    return "\n".join(parts) + "\n" + skipped(run, phase) + not_available(run)
+    if any(t.extra.get("compile_seconds") for t in run.timings if t.phase == phase):
+        parts += ["\n**Compile time** (seconds this network had spent compiling when it was timed: at "
+                  "construction and in `warm_up` for this batch size; never inside a timing)\n",
+                  table(lambda t, b: f"{t.extra['compile_seconds']:.2f} s" if t.extra.get("compile_seconds") else "—")]
+    return "\n".join(parts) + "\n" + skipped(run, phase) + unpinned(run, phase) + not_available(run)
+
+
+def unpinned(run: Run, phase: str) -> str:
+    """Implementations whose threads nnbench could not pin: their timings are not comparable."""
+    found = {}
+    for t in run.timings:
+        if t.phase == phase:
+            found.update({t.impl: f"{pool}: {v}" for pool, v in (t.extra.get("threads") or {}).items()
+                          if str(v).startswith("not pinned")})
+    return "".join(f"\nThreads not pinned: `{impl}` ({why}); its timings ran on however many threads "
+                   "that library chose, so compare them with care.\n" for impl, why in found.items())
 
 
 def not_available(run: Run) -> str:
@@ -138,7 +153,7 @@ def tta_presets(run: Run) -> list[str]:
 
 def tta_table(run: Run, preset: str) -> str:
     headers = ["implementation", "status", "seeds", "time to target, median", "per seed",
-               "final accuracy, median", "per seed", "reached target", "whole run per seed"]
+               "final accuracy, median", "per seed", "reached target", "whole run per seed", "compiling (untimed)"]
     body, about = [], None
     for impl in run.available:
         t = run.timing(TTA, impl, preset_name=preset)
@@ -161,7 +176,8 @@ def tta_table(run: Run, preset: str) -> str:
                      fmt_s(median_ttt) if median_ttt is not None else "never",
                      " / ".join(ttt), fmt_acc(e.get("median_final_accuracy")), " / ".join(acc),
                      f"{e.get('reached', 0)}/{len(seeds)}" + (f" ({e['stalled']} stalled)" if e.get("stalled") else ""),
-                     fmt_s(t.median) + fmt_spread(t)])
+                     fmt_s(t.median) + fmt_spread(t),
+                     fmt_s(e["compile_seconds"]) if e.get("compile_seconds") else "—"])
     text = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) if body else "No runs."
     if about:
         stop = ("each seed stops at its first epoch at/above target, so final accuracy is the accuracy there"
@@ -220,7 +236,7 @@ def tta_section(run: Run, level: str) -> str:
     body = "\n".join(f"{level} {p}\n\n{tta_table(run, p)}" for p in tta_presets(run)) or "No runs.\n"
     notes = [o.get("message", "") for o in run.meta.get("outcomes", [])
              if o.get("phase") == TTA and o.get("status") == "skipped" and o.get("impl") not in run.unavailable]
-    return body + "".join(f"\nNote: {n}\n" for n in dict.fromkeys(notes)) + not_available(run)
+    return body + "".join(f"\nNote: {n}\n" for n in dict.fromkeys(notes)) + unpinned(run, TTA) + not_available(run)
 
 
 def render(run: Run, plot_names=()) -> dict[str, str]:

@@ -3,8 +3,10 @@
 Validate, then time:
 - before: a short epoch (two full mini-batches and a short one) from identical weights and
   order is checked against the float64 reference (``prepare``);
-- an untimed epoch over exactly the timed work warms up (JIT, CUDA graphs at these shapes),
-  estimates the round time, and gives the expected result;
+- ``warm_up`` compiles what the epoch needs (both mini-batch sizes; ``compile_seconds`` records
+  what compiling cost this network so far), then an untimed epoch over exactly the timed work
+  warms up the rest (caches, CUDA graphs at these shapes), estimates the round time, and gives
+  the expected result;
 - every timed round starts from the same weights (pedantic mode, reset outside the timer);
 - after: the last round's cost and weights must equal the untimed epoch's.
 
@@ -35,7 +37,8 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
         return timed_epoch(net, *work.args)
 
     examples = min(mode.epoch_examples or n, n)
-    untimed_epoch(min(examples, 4 * batch))                  # warm-up, so the estimate is not compile time
+    net.warm_up(batch, examples)                             # compile for both mini-batch sizes, untimed
+    untimed_epoch(min(examples, 4 * batch))                  # warm-up, so the estimate is not start-up time
     seconds, expected_cost = untimed_epoch(examples)
     if seconds > EPOCH_SUBSET_ABOVE and mode.epoch_examples is None:
         examples = math.ceil(n / 10 / batch) * batch
@@ -53,7 +56,7 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
     cost = benchmark.pedantic(work.fn, setup=same_start, rounds=rounds)
 
     record(benchmark, phase=PHASE, net=net, preset=preset, batch=batch, examples=examples,
-           subset=examples < n, accuracy=accuracy)
+           subset=examples < n, accuracy=accuracy, compile_seconds=net.compile_seconds)
     # Same weights, same order: the same result, up to a device summing in another order.
     assert_close(float(cost), expected_cost, net.spec.dtype, "gradient", f"{net.name} epoch cost after timing")
     assert_params_close(net, net.get_params(), expected_params, "after a timed epoch", what="gradient")

@@ -31,6 +31,8 @@ class Network(abc.ABC):
     #: ``self.compile_seconds`` there, and name the environment variable that locates its
     #: compile cache here, so the epoch-grid study can time a cold start and a cached one
     compile_cache_env: str | None = None
+    #: seconds spent compiling so far: at construction and in ``warm_up`` (0 for one that never does)
+    compile_seconds: float = 0.0
 
     @classmethod
     def unavailable_reason(cls, **options) -> str | None:
@@ -142,6 +144,13 @@ class Network(abc.ABC):
             idx = order[start:stop]
             total = total + self.update_mini_batch(self.X_train[idx], self.y_train[idx], lr)
         return total / len(batches)
+
+    def warm_up(self, batch_size: int, n: int | None = None) -> float:
+        """Compile (or capture) now whatever an epoch of ``n`` examples (default: the training
+        set) at ``batch_size`` will need, so that none of it lands inside a timed epoch; returns
+        the seconds it took and adds them to ``compile_seconds``. The harness calls it before
+        it times an epoch and ``train`` before its first; the default has nothing to do."""
+        return 0.0
 
     # -- host-side views ---------------------------------------------------------------
     def gradients(self, X, y):

@@ -125,11 +125,13 @@ class RunResult:
 def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None = None,
           on_epoch=None) -> RunResult:
     """Train ``net`` on ``preset`` from seed ``seed``; call ``on_epoch(record)`` after each epoch.
+    The network is warmed up (``warm_up``) for the run's shapes before the first epoch.
 
     Raises DivergedError at the first epoch whose cost is NaN or infinite.
     """
     run = build(net.name, preset, data, seed=seed, net=net)
     batch = preset.batch(len(run.X))
+    net.warm_up(batch, len(run.X))          # compiling is never part of an epoch's time
     result = RunResult(net.name, preset.name, seed, preset.target, threads=thread_pools.info(net))
     for epoch in range(1, (epochs or preset.epochs) + 1):
         seconds, cost = timed_epoch(net, run.order(), batch, preset.lr, epoch=epoch)
