@@ -25,8 +25,9 @@ import time
 
 import pytest
 
-from impls.core.argtypes import positive_int
+from impls.core.argtypes import thread_count
 from impls.core.presets import PRESETS
+from impls.core.threads import usable_cpus
 
 from .machine import describe
 from .phases import MODES
@@ -47,9 +48,9 @@ def pytest_addoption(parser):
     group.addoption("--bench-preset", choices=list(PRESETS), default="nielsen",
                     help="the network, learning rate and training set of the forward/backward/epoch "
                          "suites (time-to-accuracy runs every preset). Default: nielsen")
-    group.addoption("--bench-threads", type=positive_int, default=os.cpu_count() or 1,
-                    help="pin BLAS/OpenMP pools and each implementation's threads to N. "
-                         f"Default: all {os.cpu_count()} CPUs")
+    group.addoption("--bench-threads", type=thread_count, default=usable_cpus(),
+                    help="pin BLAS/OpenMP pools and each implementation's threads to N (at most the usable CPUs). "
+                         f"Default: all {usable_cpus()} usable CPUs")
     group.addoption("--bench-impl", action="append", default=[], metavar="SPEC",
                     help="also benchmark your own implementation, [NAME=]module:Class[(option=value, ...)] "
                          "(repeatable; $NNBENCH_IMPLS does the same)")

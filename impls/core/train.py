@@ -63,8 +63,10 @@ def build(impl: str, preset: Preset, data: Dataset, *, seed: int = DEFAULT_SEED,
 
 def pin_threads(net, threads: int | None) -> None:
     """The implementation's own pool, then BLAS/OpenMP: after creating it, since that may have
-    loaded torch's or numba's pools. None leaves every library's default."""
+    loaded torch's or numba's pools. None leaves every library's default; a count this process
+    has no CPUs for is refused before any pool is touched (``threads.check``)."""
     if threads:
+        thread_pools.check(threads)
         net.set_threads(threads)
         thread_pools.pin(threads)
 
