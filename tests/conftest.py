@@ -34,6 +34,18 @@ def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=
     return arrays
 
 
+def learnable(n_train, n_test):
+    """Synthetic training data a network learns in an epoch: the label is which tenth of the
+    input is brightest."""
+    from impls.core.mnist import Dataset
+    rng = np.random.default_rng(123)
+    X = rng.random((n_train + n_test, 784)).astype(np.float32) * 0.2
+    y = rng.integers(0, 10, n_train + n_test)
+    for i, label in enumerate(y):
+        X[i, label * 78:(label + 1) * 78] += 0.8
+    return Dataset(X[:n_train], y[:n_train], X[n_train:], y[n_train:])
+
+
 def idx_bytes(arr, magic=None):
     """IDX encoding of a uint8 array: big-endian magic, dims, then the bytes."""
     magic = magic if magic is not None else 0x0800 + arr.ndim

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 from impls import create
-from impls.core.errors import DivergedError
+from impls.core.errors import DataError, DivergedError
 from impls.core.presets import DEFAULT_SEED, PRESETS
-from impls.core.mnist import Dataset
 from impls.core.train import EpochRecord, RunResult, train
 
-from conftest import impl_params
+from conftest import impl_params, learnable
 
 
 def tiny(preset_name, **changes):
@@ -22,13 +21,7 @@ def tiny(preset_name, **changes):
 
 @pytest.fixture(scope="module")
 def synthetic():
-    """Learnable synthetic data: the label is which tenth of the input is brightest."""
-    rng = np.random.default_rng(123)
-    X = rng.random((400, 784)).astype(np.float32) * 0.2
-    y = rng.integers(0, 10, 400)
-    for i, label in enumerate(y):
-        X[i, label * 78:(label + 1) * 78] += 0.8
-    return Dataset(X[:300], y[:300], X[300:], y[300:])
+    return learnable(300, 100)
 
 
 @pytest.mark.parametrize("impl", impl_params())

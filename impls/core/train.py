@@ -7,7 +7,8 @@ CLI, ``train``, the benchmark suites, the profiler and the studies all start her
 else calls ``init_params`` or ``set_training_data`` or slices the training set.
 
 ``timed_epoch`` times ``train_epoch`` alone, with the device synchronized inside the timer;
-the cost's host conversion and the divergence check come after it, evaluation elsewhere.
+the cost's host conversion and the check for a non-finite cost come after it, evaluation
+elsewhere. ``train`` then judges every epoch by the one divergence rule (``divergence``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import threads as thread_pools
-from .errors import DivergedError
+from .divergence import Chance, check_finite, collapse, diverged
+from .errors import DataError
 from .mnist import Dataset
 from .presets import DEFAULT_SEED, Preset
 from .registry import create, default_dtype
@@ -78,9 +80,7 @@ def timed_epoch(net, order, batch_size: int, lr: float, *, epoch: int = 1) -> tu
     net.sync()
     seconds = time.perf_counter() - start
     cost = float(cost)
-    if not math.isfinite(cost):
-        raise DivergedError(f"training diverged at epoch {epoch} (cost is {cost}) with learning "
-                            f"rate {lr}; try a lower learning rate")
+    check_finite(cost, epoch, lr)
     return seconds, cost
 
 
@@ -128,10 +128,14 @@ def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None =
           on_epoch=None) -> RunResult:
     """Train ``net`` on ``preset`` from seed ``seed``; call ``on_epoch(record)`` after each epoch.
 
-    Raises DivergedError at the first epoch whose cost is NaN or infinite.
+    Raises DivergedError at the first epoch that diverged by the one rule (``divergence``):
+    a non-finite cost before evaluating, a cost blown up or a collapse after ``on_epoch``
+    has seen the epoch.
     """
     run = build(net.name, preset, data, seed=seed, net=net)
     batch = preset.batch(len(run.X))
+    updates = math.ceil(len(run.X) / batch)
+    chance = Chance.of(preset.output, run.y, data.y_test, preset.sizes[-1])
     result = RunResult(net.name, preset.name, seed, preset.target, threads=thread_pools.info(net))
     for epoch in range(1, (epochs or preset.epochs) + 1):
         seconds, cost = timed_epoch(net, run.order(), batch, preset.lr, epoch=epoch)
@@ -139,4 +143,7 @@ def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None =
         result.history.append(record)
         if on_epoch:
             on_epoch(record)
+        seen = collapse([r.cost for r in result.history], record.accuracy, chance, updates)
+        if seen:
+            raise diverged(epoch, seen, preset.lr)
     return result
