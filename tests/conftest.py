@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls.core import mnist as mnist_module
+from impls.core import download as download_module, mnist as mnist_module
 from impls.core.testing import impl_params, mnist  # noqa: F401  (re-exported: tests import impl_params from here)
 
 
@@ -67,7 +67,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv(mnist_module.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(mnist_module.MIRRORS_ENV, f"http://127.0.0.1:{free_port()}/")
+    monkeypatch.setenv(download_module.MIRRORS_ENV, f"http://127.0.0.1:{free_port()}/")
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

@@ -37,6 +37,9 @@ def cmd_list(args) -> int:
 
 def cmd_check(args) -> int:
     from .conformance import run_checks
+    from .mnist import load_dataset, named_dir
+    if not args.no_mnist and named_dir(args.data):
+        load_dataset(args.data)         # a directory you name is used or refused before any check runs
     print(f"nnbench check {args.impl} ({registry().entries[args.impl].source}) against the float64 reference")
     lines = run_checks(args.impl, args.data, mnist=not args.no_mnist)
     print(tabulate([(l.check, l.network, l.verdict, l.worst, l.allowed, l.note) for l in lines],
@@ -66,9 +69,11 @@ def cmd_train(args) -> int:
     print(f"{net.name} on {preset.name} (seed {args.seed}, batch {preset.batch_size or 'full'}, "
           f"lr {preset.lr}, dtype {net.spec.dtype})")
     print("threads: " + ", ".join(f"{k}={v}" for k, v in threads.info(net).items()))
-    print(f"{'epoch':>5} {'seconds':>9} {'cost':>10} {'test acc':>9}")
+    print(f"data: {data.source} ({len(data.X_train):,} training and {len(data.X_test):,} test images)")
 
     def show(r):
+        if r.epoch == 1:        # not before: a refused training set or a first epoch's NaN has no rows
+            print(f"{'epoch':>5} {'seconds':>9} {'cost':>10} {'test acc':>9}")
         print(f"{r.epoch:>5} {r.seconds:>9.3f} {r.cost:>10.5f} {r.accuracy:>9.2%}", flush=True)
 
     result = train(net, preset, data, seed=args.seed, epochs=args.epochs, on_epoch=show)

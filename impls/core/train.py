@@ -53,14 +53,21 @@ def build(impl: str, preset: Preset, data: Dataset, *, seed: int = DEFAULT_SEED,
           threads: int | None = None, n_train: int | None = None, net=None) -> Ready:
     """Create ``impl`` for ``preset`` (in ``dtype``, default the implementation's own), pin its
     threads, give it the seeded initial weights and the first ``n_train`` (default the
-    preset's) training examples. ``net``: an instance already made, to set up the same way."""
+    preset's) training examples. ``net``: an instance already made, to set up the same way.
+
+    A training set smaller than that is refused: the preset's accuracy target and every timing
+    of it assume its size (a 5-image set, or the 10,000 test images under training names,
+    would otherwise train and be timed as if it were the preset)."""
+    wanted = n_train or preset.n_train
+    if len(data.X_train) < wanted:
+        raise DataError(f"preset {preset.name} trains on {wanted:,} training images, but "
+                        f"{data.source or 'the training set'} holds only {len(data.X_train):,}")
     if net is None:
         net = create(impl, preset.spec(dtype or default_dtype(impl)))
     pin_threads(net, threads)
     rng = np.random.default_rng(seed)
     params = init_params(net.spec, rng, preset.init)
-    n = min(n_train or preset.n_train, len(data.X_train))
-    return Ready(net, preset, params, rng, data.X_train[:n], data.y_train[:n], seed).restore()
+    return Ready(net, preset, params, rng, data.X_train[:wanted], data.y_train[:wanted], seed).restore()
 
 
 def pin_threads(net, threads: int | None) -> None:
