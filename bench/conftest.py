@@ -16,14 +16,14 @@ import pytest
 from impls.core.errors import UnsupportedError
 from impls.core.presets import PRESETS, Preset
 from impls.core.registry import create
-from impls.core.testing import impl_params, mnist  # noqa: F401  (fixture)
+from impls.core.testing import impl_params, mnist_or_stop
 from impls.core.train import build
 
 from .harness.phases import MODES, PHASES, REFERENCE, Mode, tta_tag
 from .harness.plugin import (  # noqa: F401  (hooks: this conftest is their plugin)
-    pytest_addoption, pytest_benchmark_update_json, pytest_benchmark_update_machine_info, pytest_configure,
-    pytest_runtest_call, pytest_runtest_makereport, pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary,
-    pytest_terminal_summary_fail_on_regression)
+    DATA_SOURCE, pytest_addoption, pytest_benchmark_update_json, pytest_benchmark_update_machine_info, pytest_configure,
+    pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_protocol, pytest_sessionfinish, pytest_sessionstart,
+    pytest_terminal_summary, pytest_terminal_summary_fail_on_regression)
 from .harness.timing import SYNC_TIMER, gemm_peak
 
 
@@ -88,9 +88,19 @@ def bench(request) -> Settings:
     return _settings(request.config)
 
 
+@pytest.fixture(scope="session")
+def mnist(request):
+    """Real MNIST, which every suite needs: without it the session stops at once, saying why.
+    Where it was loaded from goes into the run's record."""
+    data = mnist_or_stop()
+    request.config.stash[DATA_SOURCE] = data.source
+    return data
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _pinned_threads(bench):
-    """Pin BLAS/OpenMP before anything is timed, then measure the GEMM peak under that pin."""
+def _pinned_threads(bench, mnist):
+    """Once MNIST is there, pin BLAS/OpenMP before anything is timed, then measure the GEMM
+    peak under that pin."""
     from impls.core import threads
     threads.pin(bench.threads)
     gemm_peak()

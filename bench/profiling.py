@@ -28,8 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from impls.core.argtypes import implementation, positive_float, positive_int
+from impls.core.argtypes import implementation, positive_float, positive_int, thread_count
 from impls.core.presets import PRESETS
+from impls.core.threads import usable_cpus
 
 from .harness.phases import PHASES
 
@@ -52,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", choices=PROFILED, default="epoch", help="default: epoch")
     p.add_argument("--seconds", type=positive_float, default=15.0, help="sampling time (default 15)")
     p.add_argument("--batch", type=positive_int, help="mini-batch size (default: the preset's)")
-    p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
-                   help=f"pin BLAS/OpenMP and the implementation's threads (default: all {os.cpu_count()})")
+    p.add_argument("--threads", type=thread_count, default=usable_cpus(),
+                   help=f"pin BLAS/OpenMP and the implementation's threads (default: all {usable_cpus()} usable CPUs)")
     p.add_argument("--rate", type=positive_int, default=100, help="samples per second (default 100)")
     p.add_argument("--native", action="store_true",
                    help="also sample C/C++ frames of the main thread (py-spy --native)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls.core import mnist as mnist_module
+from impls.core import download as download_module, mnist as mnist_module
 from impls.core.testing import impl_params, mnist  # noqa: F401  (re-exported: tests import impl_params from here)
 
 
@@ -34,6 +34,18 @@ def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=
     return arrays
 
 
+def learnable(n_train, n_test):
+    """Synthetic training data a network learns in an epoch: the label is which tenth of the
+    input is brightest."""
+    from impls.core.mnist import Dataset
+    rng = np.random.default_rng(123)
+    X = rng.random((n_train + n_test, 784)).astype(np.float32) * 0.2
+    y = rng.integers(0, 10, n_train + n_test)
+    for i, label in enumerate(y):
+        X[i, label * 78:(label + 1) * 78] += 0.8
+    return Dataset(X[:n_train], y[:n_train], X[n_train:], y[n_train:])
+
+
 def idx_bytes(arr, magic=None):
     """IDX encoding of a uint8 array: big-endian magic, dims, then the bytes."""
     magic = magic if magic is not None else 0x0800 + arr.ndim
@@ -55,7 +67,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv(mnist_module.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(mnist_module.MIRRORS_ENV, f"http://127.0.0.1:{free_port()}/")
+    monkeypatch.setenv(download_module.MIRRORS_ENV, f"http://127.0.0.1:{free_port()}/")
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

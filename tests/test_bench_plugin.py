@@ -97,3 +97,36 @@ def test_regression_fails_the_run_with_a_message_not_a_traceback(session, tmp_pa
     assert "test_sleeps" in out and "PercentageRegressionCheck" in out
     assert "performance regressed beyond --benchmark-compare-fail" in out
     assert "Traceback" not in out, out
+
+
+def test_an_interrupted_session_is_marked_interrupted_and_the_report_says_so_on_top(session, tmp_path):
+    (tmp_path / "test_suite.py").write_text(
+        'PHASE = "forward"\n\n'
+        'def test_first(benchmark):\n    benchmark(sum, range(10))\n\n'
+        'def test_second(benchmark):\n    raise KeyboardInterrupt\n\n'
+        'def test_third(benchmark):\n    benchmark(sum, range(10))\n')
+    code, out = session("--benchmark-autosave", f"--benchmark-json={tmp_path / 'run.json'}")
+    assert code == pytest.ExitCode.INTERRUPTED, out
+    assert "this session was interrupted" in out
+    assert saved(session.storage) == [] and len(saved(session.storage, failed=True)) == 1
+
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["nnbench"]["session"] == "interrupted"                 # was "passed"
+    assert run["nnbench"]["stopped"] == {"reason": "interrupted", "tests_run": 1, "tests_collected": 3}
+    saved_run = json.loads(saved(session.storage, failed=True)[0].read_text())
+    assert saved_run["nnbench"]["session"] == "interrupted"
+
+    from bench import report
+    assert report.main([str(tmp_path / "run.json"), "--out", str(tmp_path / "results")]) == 0
+    for name in ("README.md", "forward.md", "time-to-accuracy.md"):
+        text = (tmp_path / "results" / name).read_text()
+        top = text.split("\n\n")[1]                                   # right under the title
+        assert top.startswith("> **Interrupted**: this session stopped part-way (interrupted) after 1 of its "
+                              "3 benchmarks."), (name, top)
+
+
+def test_a_session_stopped_by_maxfail_is_marked_too(session, tmp_path):
+    code, out = session("-x", f"--benchmark-json={tmp_path / 'run.json'}")
+    assert code == 1, out
+    stopped = json.loads((tmp_path / "run.json").read_text())["nnbench"]["stopped"]
+    assert stopped == {"reason": "stopping after 1 failures", "tests_run": 2, "tests_collected": 3}

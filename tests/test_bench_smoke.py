@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from impls import available
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +27,21 @@ def test_bench_smoke_mode_runs_and_renders(tmp_path, mnist):
     assert report.main([str(run_json), "--out", str(tmp_path / "results")]) == 0
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "`smoke test`" in readme and report.FAILED not in readme
+    assert ["MNIST from", mnist.source] in [[c.strip() for c in line.split("|")[1:3]] for line in readme.splitlines()]
     for impl, reason in available().items():
         if reason is None:
             headline = readme[readme.index("## Headline"):]
             assert f"| {impl} " in headline, f"{impl} missing from the headline table"
+
+
+@pytest.mark.usefixtures("isolated_env")
+def test_without_mnist_the_benchmarks_stop_at_once_saying_why(tmp_path):
+    """They used to skip every benchmark and exit 0, the reason only under -rs."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
+         "-k", "test_forward and numpy", f"--benchmark-json={tmp_path / 'run.json'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert "nnbench: the benchmarks need MNIST: MNIST not found in the cache" in out, out[-2000:]
+    assert "missing train-images-idx3-ubyte(.gz)" in out and " passed" not in out and " skipped" not in out

@@ -1,12 +1,17 @@
 """The nnbench command line: what it lists, and one clear line for every error."""
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from impls.core.cli import EXIT_ERROR, EXIT_MISSED_TARGET, main
+from impls.core.cli import EXIT_ERROR, EXIT_MISSED_TARGET, EXIT_USAGE, main
+from impls.core.threads import usable_cpus
 
 from conftest import idx_bytes, write_mnist
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def run(capsys, *argv):
@@ -39,12 +44,63 @@ def test_list_shows_implementations_and_presets(capsys):
     (["train", "--impl", "numpy", "--preset", "nope"], "invalid choice: 'nope'"),
     (["train", "--impl", "numpy", "--preset", "nielsen", "--epochs", "0"], "must be >= 1"),
     (["train", "--impl", "numpy", "--preset", "nielsen", "--lr", "-1"], "must be > 0"),
-    (["train", "--impl", "reference", "--preset", "nielsen", "--dtype", "float32"], "supports dtype float64"),
+    (["train", "--impl", "numpy", "--preset", "nielsen", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["train", "--impl", "torch-fast-cpu", "--preset", "nielsen", "--threads", "999"],
+     f"argument --threads: 999 threads cannot run here: this process may use {usable_cpus()} CPU"),
 ])
-def test_bad_arguments(capsys, argv, fragment):
-    code, _, err = run(capsys, *argv)
-    assert code != 0
-    assert fragment in err
+def test_usage_errors_exit_2_before_anything_runs(capsys, argv, fragment):
+    """argparse's convention, as README says: 2 for a command line it rejects."""
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_USAGE, err
+    assert fragment in err and "Traceback" not in err and out == ""
+
+
+def test_errors_nnbench_explains_exit_1(capsys):
+    code, _, err = run(capsys, "train", "--impl", "reference", "--preset", "nielsen", "--dtype", "float32")
+    assert code == EXIT_ERROR
+    assert_one_line_error(err, "supports dtype float64")
+
+
+def test_readme_states_the_exit_codes_the_cli_uses():
+    paragraph = " ".join(README.read_text().split("`nnbench train` prints")[1].split("\n\n")[0].split())
+    for code, meaning in ((0, "target is met"), (3, "missed"), (EXIT_ERROR, "anything it can explain"),
+                          (EXIT_USAGE, "command line")):
+        assert re.search(rf"\b{code}\b[^,;]*{meaning}", paragraph), (code, meaning, paragraph)
+
+
+@pytest.mark.usefixtures("isolated_env")
+@pytest.mark.parametrize("how", ["--data", "NNBENCH_DATA", "--data ''"])
+def test_a_named_data_directory_that_cannot_be_used_is_an_error(capsys, tmp_path, monkeypatch, how):
+    """Before: each fell back to the per-user cache and trained on whatever was there."""
+    write_mnist(tmp_path / "cache")                        # what the run fell back to
+    argv = ["train", "--impl", "numpy", "--preset", "nielsen", "--epochs", "1"]
+    if how == "NNBENCH_DATA":
+        monkeypatch.setenv("NNBENCH_DATA", str(tmp_path / "nope"))
+    else:
+        argv += ["--data", "" if how == "--data ''" else str(tmp_path / "nope")]
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_ERROR
+    expected = {"--data": f"--data {tmp_path / 'nope'}: no such directory",
+                "NNBENCH_DATA": f"$NNBENCH_DATA {tmp_path / 'nope'}: no such directory", "--data ''": "--data is empty"}
+    assert_one_line_error(err, f"nnbench: error: {expected[how]}")
+    assert "epoch" not in out
+
+
+@pytest.mark.usefixtures("isolated_env")
+def test_check_refuses_a_named_data_directory_before_checking(capsys, tmp_path):
+    """It used to skip the MNIST check with a note, after all the others, and exit 0."""
+    code, out, err = run(capsys, "check", "numpy", "--data", str(tmp_path / "nope"))
+    assert code == EXIT_ERROR and out == ""
+    assert_one_line_error(err, f"nnbench: error: --data {tmp_path / 'nope'}: no such directory")
+
+
+@pytest.mark.usefixtures("isolated_env")
+def test_a_training_set_smaller_than_the_preset_is_refused(capsys, tmp_path):
+    write_mnist(tmp_path / "d", n_train=5)
+    code, out, err = run(capsys, "train", "--impl", "numpy", "--preset", "nielsen", "--data", str(tmp_path / "d"))
+    assert code == EXIT_ERROR
+    assert_one_line_error(err, f"preset nielsen trains on 50,000 training images, but {tmp_path / 'd'} holds only 5")
+    assert f"data: {tmp_path / 'd'} (5 training and 10 test images)" in out
 
 
 @pytest.mark.usefixtures("isolated_env")

@@ -1,10 +1,13 @@
-"""Tests for impls.core.mnist.download against local HTTP servers (127.0.0.1 only)."""
+"""Tests for impls.core.download against local HTTP servers (127.0.0.1 only)."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import http.server
+import os
+import stat
 import threading
 from functools import partial
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impls.core import mnist
+from impls.core import download, mnist
 from impls.core.errors import DataError
 from conftest import free_port, write_mnist
 
@@ -88,7 +91,7 @@ def cache(tmp_path):
 def test_download_verifies_caches_and_is_reused(tmp_path, monkeypatch, serve, archives):
     directory, arrays, md5 = archives
     url, server = serve(directory)
-    monkeypatch.setenv(mnist.MIRRORS_ENV, url)
+    monkeypatch.setenv(download.MIRRORS_ENV, url)
     data = mnist.load_mnist(md5=md5)
     for key, arr in arrays.items():
         np.testing.assert_array_equal(getattr(data, key), arr)
@@ -110,7 +113,7 @@ def test_download_keeps_valid_files_and_replaces_damaged_ones(tmp_path, serve, a
     kept = write_mnist(dest, gz=False, seed=9)  # raw copies: valid, though no .gz md5 applies
     (dest / mnist.FILES["test_labels"]).unlink()
     (dest / mnist.FILES["train_labels"]).write_bytes(b"damaged")
-    mnist.download(dest, mirrors=[url], md5=md5, timeout=5)
+    download.download(dest, mirrors=[url], md5=md5, timeout=5)
     fetched = sorted(f"/{mnist.FILES[k]}.gz" for k in ("train_labels", "test_labels"))
     assert sorted(server.requests) == fetched
     assert not (dest / mnist.FILES["train_labels"]).exists()  # it would shadow the fresh .gz
@@ -130,7 +133,7 @@ def test_corrupted_archive_rejected_and_nothing_kept(tmp_path, monkeypatch, serv
     served.write_bytes(bytes(blob))
     actual = hashlib.md5(blob).hexdigest()
     url, _ = serve(directory)
-    monkeypatch.setenv(mnist.MIRRORS_ENV, url)
+    monkeypatch.setenv(download.MIRRORS_ENV, url)
     pattern = rf"train-images-idx3-ubyte\.gz.*expected md5 {md5['train_images']}.*got {actual}"
     with pytest.raises(DataError, match=pattern):
         mnist.load_mnist(md5=md5)
@@ -142,15 +145,15 @@ def test_default_md5_rejects_synthetic_archives(tmp_path, serve, archives):
     url, _ = serve(directory)
     dest = tmp_path / "dest"
     dest.mkdir()
-    with pytest.raises(DataError, match=f"expected md5 {mnist.MD5['train_images']}"):
-        mnist.download(dest, mirrors=[url], timeout=5)
+    with pytest.raises(DataError, match=f"expected md5 {download.MD5['train_images']}"):
+        download.download(dest, mirrors=[url], timeout=5)
     assert list(dest.iterdir()) == []
 
 
 def test_interrupted_transfer_leaves_nothing(tmp_path, monkeypatch, serve, archives):
     directory, _, md5 = archives
     url, server = serve(directory, TruncatingHandler)
-    monkeypatch.setenv(mnist.MIRRORS_ENV, url)
+    monkeypatch.setenv(download.MIRRORS_ENV, url)
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz.*cut short") as info:
         mnist.load_mnist(md5=md5)
     assert "--data" in str(info.value) and "\n" not in str(info.value)
@@ -162,7 +165,7 @@ def test_first_mirror_down_second_used(tmp_path, monkeypatch, serve, archives):
     directory, arrays, md5 = archives
     url, server = serve(directory)
     dead = f"http://127.0.0.1:{free_port()}/"
-    monkeypatch.setenv(mnist.MIRRORS_ENV, f"{dead}, {url}")
+    monkeypatch.setenv(download.MIRRORS_ENV, f"{dead}, {url}")
     data = mnist.load_mnist(md5=md5)
     np.testing.assert_array_equal(data.test_labels, arrays["test_labels"])
     assert len(server.requests) == 4
@@ -178,8 +181,44 @@ def test_first_mirror_bad_second_good(tmp_path, serve, archives):
     good_url, good_server = serve(directory)
     dest = tmp_path / "dest"
     dest.mkdir()
-    mnist.download(dest, mirrors=[bad_url, good_url], md5=md5, timeout=5)
+    download.download(dest, mirrors=[bad_url, good_url], md5=md5, timeout=5)
     assert len(bad_server.requests) == 4 and len(good_server.requests) == 4
     for name in mnist.FILES.values():
         assert (dest / f"{name}.gz").read_bytes() == (directory / f"{name}.gz").read_bytes()
     assert len(list(dest.iterdir())) == 4
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_downloaded_files_follow_the_umask(tmp_path, monkeypatch, serve, archives, umask, mode):
+    """A cache shared by a group must stay readable by it: files are made as any the user writes."""
+    directory, _, md5 = archives
+    url, _ = serve(directory)
+    monkeypatch.setenv(download.MIRRORS_ENV, url)
+    previous = os.umask(umask)
+    try:
+        mnist.load_mnist(md5=md5)
+    finally:
+        os.umask(previous)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in cache(tmp_path).iterdir()} == {mode}
+
+
+def test_an_unwritable_cache_is_a_permission_error_not_a_failed_download(tmp_path, monkeypatch, serve, archives):
+    """Root ignores permission bits, so the refusal is made where any file is created."""
+    directory, _, md5 = archives
+    url, server = serve(directory)
+    monkeypatch.setenv(download.MIRRORS_ENV, url)
+    cache(tmp_path).mkdir()
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if Path(path).parent == cache(tmp_path) and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(DataError) as info:
+        mnist.load_mnist(md5=md5)
+    msg = str(info.value)
+    assert msg.startswith(f"cannot write the MNIST cache {cache(tmp_path)}: Permission denied"), msg
+    assert "download failed" not in msg and "network" not in msg
+    assert server.requests == []                    # nothing was fetched only to be thrown away

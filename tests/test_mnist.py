@@ -66,14 +66,15 @@ def test_cache_dir_precedence(tmp_path, monkeypatch):
     assert mnist.cache_dir() == tmp_path / "home" / ".cache" / "nnbench" / "mnist"
 
 
-def test_search_dirs_order_and_dedup(tmp_path, monkeypatch):
+def test_search_dirs_named_directory_or_cache(tmp_path, monkeypatch):
     root = tmp_path / "root"
-    assert mnist.search_dirs(root) == [root, root / "MNIST" / "raw", tmp_path / "cache"]
-    cache = tmp_path / "cache"
-    assert mnist.search_dirs(cache) == [cache, cache / "MNIST" / "raw"]  # cache not repeated
+    assert mnist.search_dirs(root) == [root, root / "MNIST" / "raw"]     # never the cache as well
+    assert mnist.search_dirs() == [tmp_path / "cache"]
     monkeypatch.setenv(mnist.DATA_ENV, str(root))
     assert mnist.search_dirs()[0] == root
     assert mnist.search_dirs(tmp_path / "other")[0] == tmp_path / "other"  # argument beats env
+    monkeypatch.setenv(mnist.DATA_ENV, "")                                 # empty: as if unset
+    assert mnist.search_dirs() == [tmp_path / "cache"]
 
 
 def test_truncated_payload(tmp_path):
@@ -135,22 +136,72 @@ def test_label_out_of_range(tmp_path):
         mnist.load_mnist(tmp_path, download_missing=False)
 
 
-def test_missing_files_without_network(tmp_path):
+def test_a_named_directory_with_three_of_four_files_is_refused_naming_the_fourth(tmp_path):
+    write_mnist(tmp_path / "cache")                                     # a valid cache must not stand in
     data_dir = tmp_path / "partial"
     write_mnist(data_dir)
-    (data_dir / (mnist.FILES["test_labels"] + ".gz")).unlink()  # three of four is not enough
+    (data_dir / (mnist.FILES["test_labels"] + ".gz")).unlink()
     with pytest.raises(DataError) as info:
         mnist.load_mnist(data_dir)
     msg = str(info.value)
-    for d in (data_dir, data_dir / "MNIST" / "raw", tmp_path / "cache"):
-        assert str(d) in msg
-    assert "--data" in msg and "NNBENCH_DATA" in msg and "\n" not in msg
-    assert list((tmp_path / "cache").iterdir()) == []  # nothing partial left behind
+    assert msg.startswith(f"--data {data_dir}: missing t10k-labels-idx1-ubyte(.gz) ("), msg
+    assert str(data_dir / "MNIST" / "raw") in msg and "\n" not in msg
+    assert "train-images" not in msg                                    # present: not blamed
+
+
+@pytest.mark.parametrize("named", ["missing", "file", "empty", "env"])
+def test_a_named_directory_that_cannot_be_used_is_refused_not_replaced_by_the_cache(tmp_path, monkeypatch, named):
+    write_mnist(tmp_path / "cache")
+    (tmp_path / "a-file").write_text("")
+    data_dir, expected = {
+        "missing": (tmp_path / "nope", f"--data {tmp_path / 'nope'}: no such directory"),
+        "file": (tmp_path / "a-file", f"--data {tmp_path / 'a-file'}: not a directory"),
+        "empty": ("", "--data is empty"),
+        "env": (None, f"${mnist.DATA_ENV} {tmp_path / 'nope'}: no such directory"),
+    }[named]
+    monkeypatch.setenv(mnist.DATA_ENV, str(tmp_path / "nope"))
+    with pytest.raises(DataError) as info:
+        mnist.load_dataset(data_dir)
+    assert str(info.value).startswith(expected), info.value
+
+
+def fifo(path):
+    os.mkfifo(path)
+
+
+def dangling(path):
+    path.symlink_to(path.parent / "gone")
+
+
+@pytest.mark.parametrize("make,what", [(fifo, "a FIFO, not a file"), (os.mkdir, "a directory, not a file"),
+                                       (dangling, "a dangling symlink")], ids=["fifo", "directory", "symlink"])
+def test_what_stands_in_a_files_place_is_named(tmp_path, make, what):
+    write_mnist(tmp_path)
+    target = tmp_path / (mnist.FILES["test_images"] + ".gz")
+    target.unlink()
+    make(target)
+    with pytest.raises(DataError, match=rf"t10k-images-idx3-ubyte\.gz is {what}") as info:
+        mnist.load_mnist(tmp_path)        # a FIFO is never opened: this would hang
+    assert "train-images" not in str(info.value)
+
+
+def test_the_directory_loaded_from_is_recorded(tmp_path):
+    write_mnist(tmp_path / "root" / "MNIST" / "raw")
+    assert mnist.load_dataset(tmp_path / "root").source == str(tmp_path / "root" / "MNIST" / "raw")
+    write_mnist(tmp_path / "cache")
+    assert mnist.load_mnist().source == tmp_path / "cache"
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_split_is_an_error_not_a_traceback(tmp_path, split):
+    write_mnist(tmp_path, **{f"n_{split}": 0})
+    with pytest.raises(DataError, match=rf"{mnist.FILES[f'{split}_images']}\.gz holds 0 images"):
+        mnist.load_dataset(tmp_path)
 
 
 def test_missing_files_no_download(tmp_path):
-    with pytest.raises(DataError, match="not found.*--data"):
-        mnist.load_mnist(tmp_path, download_missing=False)
+    with pytest.raises(DataError, match=r"not found in the cache .*missing train-images-idx3-ubyte\(\.gz\), .*--data"):
+        mnist.load_mnist(download_missing=False)
     assert not (tmp_path / "cache").exists()
 
 

@@ -55,7 +55,8 @@ def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("NNBENCH_MNIST_MIRRORS", "http://127.0.0.1:9/")
     assert main(["step-overhead", "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("python -m bench.studies: error: MNIST not found") and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"python -m bench.studies: error: --data {tmp_path}: missing train-images-idx3-ubyte(.gz)")
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 

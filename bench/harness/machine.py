@@ -43,11 +43,11 @@ def gpu() -> str | None:
 def describe() -> dict:
     from threadpoolctl import threadpool_info
 
-    from impls.core.threads import info
+    from impls.core.threads import info, usable_cpus
     return {
         "cpu": cpu_name(),
         "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "usable_cpus": usable_cpus(),
         "threads": info(),
         "blas": [{k: pool.get(k) for k in ("internal_api", "version", "threading_layer", "architecture",
                                            "num_threads")} | {"library": os.path.basename(pool["filepath"])}

@@ -5,6 +5,9 @@
   ``extra_info["status"]`` follows its test: a test that fails *after* ``benchmark()``
   returned still has timings, and pytest-benchmark writes them, so the status is what
   marks them failed.
+- A session stopped part-way (Ctrl-C, ``-x``, ``pytest.exit``) is marked so in the JSON:
+  ``"session": "interrupted"`` and ``"stopped"`` (why, how many tests ran of how many), which
+  the report puts on top of every file; otherwise ``"session"`` is "failed" or "passed".
 - A session with any failure (or interrupted) never becomes a comparison baseline:
   ``--benchmark-save``/``--benchmark-autosave`` then write into ``<storage>/failed/``,
   which ``--benchmark-compare`` does not look in. ``--benchmark-json`` is still written,
@@ -25,14 +28,18 @@ import time
 
 import pytest
 
-from impls.core.argtypes import positive_int
+from impls.core.argtypes import thread_count
 from impls.core.presets import PRESETS
+from impls.core.threads import usable_cpus
 
 from .machine import describe
 from .phases import MODES
 from .timing import OTHERS_WARN, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
+FINISHED = pytest.StashKey[int]()          # tests whose run (setup, call, teardown) completed
+STOPPED = pytest.StashKey[dict]()          # why and where the session stopped part-way
+DATA_SOURCE = pytest.StashKey[str]()       # the MNIST directory (bench/conftest.py's fixture)
 CPU_AT_START = pytest.StashKey[tuple]()
 SESSION = pytest.StashKey[pytest.Session]()
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
@@ -47,9 +54,9 @@ def pytest_addoption(parser):
     group.addoption("--bench-preset", choices=list(PRESETS), default="nielsen",
                     help="the network, learning rate and training set of the forward/backward/epoch "
                          "suites (time-to-accuracy runs every preset). Default: nielsen")
-    group.addoption("--bench-threads", type=positive_int, default=os.cpu_count() or 1,
-                    help="pin BLAS/OpenMP pools and each implementation's threads to N. "
-                         f"Default: all {os.cpu_count()} CPUs")
+    group.addoption("--bench-threads", type=thread_count, default=usable_cpus(),
+                    help="pin BLAS/OpenMP pools and each implementation's threads to N (at most the usable CPUs). "
+                         f"Default: all {usable_cpus()} usable CPUs")
     group.addoption("--bench-impl", action="append", default=[], metavar="SPEC",
                     help="also benchmark your own implementation, [NAME=]module:Class[(option=value, ...)] "
                          "(repeatable; $NNBENCH_IMPLS does the same)")
@@ -140,8 +147,26 @@ def pytest_runtest_makereport(item, call):
         fixture.extra_info["failure"] = outcomes[item.nodeid]["message"]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Counts the tests that ran to the end: one interrupted on the way raises through here."""
+    result = yield
+    item.config.stash[FINISHED] = item.config.stash.get(FINISHED, 0) + 1
+    return result
+
+
 def session_failed(config) -> bool:
     return any(o["status"] == "failed" for o in config.stash.get(OUTCOMES, {}).values())
+
+
+def stopped(session, exitstatus) -> dict | None:
+    """Why and where the session stopped before running every test it collected, or None."""
+    ran, collected = session.config.stash.get(FINISHED, 0), len(getattr(session, "items", ()))
+    if exitstatus != pytest.ExitCode.INTERRUPTED and ran >= collected:
+        return None
+    why = ("interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED
+           else str(session.shouldfail or session.shouldstop or f"pytest exit status {int(exitstatus)}"))
+    return {"reason": why, "tests_run": ran, "tests_collected": collected}
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
@@ -163,7 +188,10 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "available": available(),
         "sources": {name: source(name) for name in available()},
         "built_in": [name for name in available() if built_in(name)],
-        "session": "failed" if session_failed(config) else "passed",
+        "data": config.stash.get(DATA_SOURCE, None),
+        "session": ("interrupted" if config.stash.get(STOPPED, None)
+                    else "failed" if session_failed(config) else "passed"),
+        "stopped": config.stash.get(STOPPED, None),
         "outcomes": list(outcomes.values()),
     }
 
@@ -186,13 +214,14 @@ def pytest_terminal_summary(terminalreporter, config):
 def pytest_sessionfinish(session, exitstatus):
     """Runs before pytest-benchmark's own hook, which saves the run."""
     bs = getattr(session.config, "_benchmarksession", None)
+    session.config.stash[STOPPED] = stopped(session, exitstatus)
     failed = exitstatus != 0 or session.testsfailed or session_failed(session.config)
     if bs is not None and (bs.save or bs.autosave) and failed:
-        _divert_save(session, bs)
+        _divert_save(session, bs, "was interrupted" if session.config.stash[STOPPED] else "failed")
     yield
 
 
-def _divert_save(session, bs) -> None:
+def _divert_save(session, bs, what: str) -> None:
     from pytest_benchmark.storage.file import FileStorage
     storage = bs.storage
     if isinstance(storage, FileStorage):
@@ -204,7 +233,7 @@ def _divert_save(session, bs) -> None:
         where = "not saving it"
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter:
-        reporter.write_line(f"nnbench: this session failed, so it must not become a --benchmark-compare "
+        reporter.write_line(f"nnbench: this session {what}, so it must not become a --benchmark-compare "
                             f"baseline: {where}", red=True, bold=True)
 
 

@@ -28,8 +28,8 @@ from .writing import write_all
 __all__ = ["FAILED", "ReportError", "Run", "Timing", "build", "load", "main", "render", "write_all"]
 
 
-def build(json_path, out_dir) -> list[str]:
-    """Render everything for ``json_path`` into ``out_dir``; returns the file names written."""
+def build(json_path, out_dir) -> tuple[list[str], Run]:
+    """Render everything for ``json_path`` into ``out_dir``; returns the file names written and the run."""
     run, data = load(json_path), json.loads(Path(json_path).read_text())
     for bench in data["benchmarks"]:
         bench.get("stats", {}).pop("data", None)     # every round's time: megabytes, and the stats hold it
@@ -37,7 +37,7 @@ def build(json_path, out_dir) -> list[str]:
     files.update(plots(run))
     files["benchmark.json"] = json.dumps(data, indent=1).encode()
     write_all(Path(out_dir), files)
-    return sorted(files)
+    return sorted(files), run
 
 
 def main(argv=None) -> int:
@@ -46,11 +46,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results", help="directory to write into (default: results)")
     args = parser.parse_args(argv)
     try:
-        names = build(args.json, args.out)
+        names, run = build(args.json, args.out)
     except ReportError as exc:
         print(f"bench.report: error: {exc}", file=sys.stderr)
         return 1
     print(f"bench.report: wrote {', '.join(names)} into {args.out}/")
+    stop = run.meta.get("stopped")
+    if stop:
+        print(f"bench.report: the session stopped part-way ({stop.get('reason')}): {stop.get('tests_run')} of "
+              f"{stop.get('tests_collected')} benchmarks ran; every file says so at its top", file=sys.stderr)
     return 0
 
 

@@ -37,6 +37,7 @@ def machine_section(run: Run) -> str:
                    + (" (uncommitted changes)" if commit.get("dirty") else "")),
         ("machine", str(m.get("node"))),
         ("threads pinned", str(meta.get("pinned_threads"))),
+        ("MNIST from", str(meta.get("data") or "not recorded")),
         *machine_rows(m.get("nnbench", {})),
         ("GEMM peak", _gemm_peaks(peak) + " (NumPy 2048² product, best of 5, pinned threads)" if peak
                       else "not measured"),

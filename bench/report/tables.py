@@ -231,6 +231,18 @@ def failures(run: Run) -> str:
             f"baseline.\n\n{lines}\n")
 
 
+def stopped_note(run: Run) -> str:
+    """On top of every file of a session that stopped part-way: most of what it would show never ran."""
+    stop = run.meta.get("stopped") or {}
+    if not stop and run.meta.get("session") != "interrupted":
+        return ""
+    counts = (f" after {stop['tests_run']} of its {stop['tests_collected']} benchmarks"
+              if "tests_run" in stop else "")
+    return (f"> **Interrupted**: this session stopped part-way ({stop.get('reason', 'interrupted')}){counts}. "
+            "The rest never ran, so every table below is incomplete, and the session was not saved as a "
+            "`--benchmark-compare` baseline.\n\n")
+
+
 def tta_section(run: Run, level: str) -> str:
     """Every preset's table under its own heading at ``level`` (e.g. "##"), then the notes."""
     body = "\n".join(f"{level} {p}\n\n{tta_table(run, p)}" for p in tta_presets(run)) or "No runs.\n"
@@ -241,13 +253,14 @@ def tta_section(run: Run, level: str) -> str:
 
 def render(run: Run, plot_names=()) -> dict[str, str]:
     """Every Markdown file, as text; ``plot_names`` are the figures to embed in README.md."""
-    files = {f"{p.name}.md": f"# {p.title}\n\n{phase_tables(run, p.name)}" for p in BATCH_PHASES}
-    files[f"{TTA}.md"] = f"# {PHASES[TTA].title}\n\n{tta_section(run, '##')}"
+    note = stopped_note(run)
+    files = {f"{p.name}.md": f"# {p.title}\n\n{note}{phase_tables(run, p.name)}" for p in BATCH_PHASES}
+    files[f"{TTA}.md"] = f"# {PHASES[TTA].title}\n\n{note}{tta_section(run, '##')}"
     plots = "".join(f"![{name}]({name})\n\n" for name in plot_names)
     sources = run.meta.get("sources", {})
     own = {i: s for i, s in sources.items() if i not in run.meta.get("built_in", sources)}
     files["README.md"] = "\n".join([
-        "# Results", "",
+        "# Results", "", *([note] if note else []),
         f"Written by `python -m bench.report` from [benchmark.json](benchmark.json), produced by "
         f"`{run.meta.get('command')}`. Regenerate the tables from it with "
         "`python -m bench.report results/benchmark.json`.", "",

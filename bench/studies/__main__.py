@@ -13,9 +13,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from impls.core.argtypes import implementation, positive_int
+from impls.core.argtypes import implementation, thread_count
 from impls.core.errors import NnbenchError, UnsupportedError
 from impls.core.registry import available
+from impls.core.threads import usable_cpus
 from impls.core.train import build
 
 from ..harness.machine import describe
@@ -63,8 +64,8 @@ def build_parser(all_studies) -> argparse.ArgumentParser:
                             "[NAME=]module:Class; default: every available implementation")
         p.add_argument("--data", metavar="DIR", help="MNIST directory (default: NNBENCH_DATA, then the cache)")
         p.add_argument("--out", default="results/studies", help="directory (default: results/studies)")
-        p.add_argument("--threads", type=positive_int, nargs="+",
-                       help=f"thread counts to pin (default: 1 and all {os.cpu_count()} CPUs)")
+        p.add_argument("--threads", type=thread_count, nargs="+",
+                       help=f"thread counts to pin (default: 1 and all {usable_cpus()} usable CPUs)")
         study.add_arguments(p)
     return parser
 

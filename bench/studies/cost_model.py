@@ -20,7 +20,6 @@ which is set next to the crossover the measurements show.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ import numpy as np
 from tabulate import tabulate
 
 from impls.core.presets import PRESETS
+from impls.core.threads import usable_cpus
 
 from ..harness.phases import REFERENCE
 from ..report.plots import figure, png
@@ -91,7 +91,7 @@ def add_arguments(p):
 
 def run(ctx) -> Output:
     args = ctx.args
-    threads = (args.threads or [os.cpu_count() or 1])[0]
+    threads = (args.threads or [usable_cpus()])[0]
     batches = sorted(args.batch_sizes)
     text, plots = [f"Threads pinned to {threads} (`--threads`).\n"], {}
     for preset_name in args.presets:

@@ -25,6 +25,7 @@ from tabulate import tabulate
 
 from impls.core.presets import PRESETS
 from impls.core.registry import create, registry
+from impls.core.threads import usable_cpus
 from impls.core.train import pin_threads, timed_epoch
 
 from ..harness.phases import PHASES, REFERENCE, epoch_flops
@@ -78,7 +79,7 @@ def measure(ctx, preset, batches, thread_counts, repeats, reference_examples) ->
 
 def run(ctx) -> Output:
     args = ctx.args
-    thread_counts = args.threads or sorted({1, os.cpu_count() or 1})
+    thread_counts = args.threads or sorted({1, usable_cpus()})
     sections, plots = [], {}
     for preset_name in args.presets:
         preset = PRESETS[preset_name]

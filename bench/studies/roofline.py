@@ -19,7 +19,6 @@ Every point is validated against the float64 reference (the phase's own check) b
 """
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
@@ -102,7 +101,7 @@ def measure_point(phase, ready, data, batch, args) -> tuple[float, int]:
 
 def run(ctx) -> Output:
     args = ctx.args
-    pinned = (args.threads or [os.cpu_count() or 1])[0]
+    pinned = (args.threads or [thread_pools.usable_cpus()])[0]
     thread_pools.pin(pinned)
     roofs = {"cpu": ceilings("cpu")}
     points = []

@@ -3,7 +3,8 @@ seconds until the first epoch at or above the preset's target and the final accu
 
 The target applies to the median final accuracy over seeds (impls.core.presets): with the
 book's N(0, 1) initialization some seeds stall, and they are counted, not hidden. A seed
-that diverges fails the test; so does a median below target. Either way the benchmark
+that diverges (the shared loop's one rule, ``impls.core.divergence``: a non-finite cost, a
+blown-up or collapsed run) fails the test; so does a median below target. Either way the benchmark
 stays in the JSON with ``status`` failed, and the session is not saved as a baseline.
 
 pytest-benchmark's rounds are the seeds (pedantic mode): its table shows whole runs

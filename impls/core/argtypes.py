@@ -8,13 +8,34 @@ import math
 from .errors import NnbenchError
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, 1)
+
+
+def seed(text: str) -> int:
+    """A seed for ``numpy.random.default_rng``, which takes any non-negative integer (and
+    raises a bare ValueError on a negative one, after the run has started)."""
+    return _integer(text, 0)
+
+
+def thread_count(text: str) -> int:
+    """A positive integer this machine can honour (``impls.core.threads.check``)."""
+    from .threads import check
+    value = positive_int(text)
+    try:
+        check(value)
+    except NnbenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
 

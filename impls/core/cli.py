@@ -1,7 +1,8 @@
 """``nnbench``: list implementations and presets, check an implementation, train one on a preset.
 
-Every failure a user can fix (bad arguments, missing or corrupt data, divergence,
-an unavailable implementation) is one line on stderr and a non-zero exit status.
+Every failure a user can fix is one line on stderr and a non-zero exit status: 2 for a
+command line argparse rejects (its usage convention), 1 for anything else nnbench can explain
+(missing or corrupt data, divergence, an unavailable implementation), 3 for a missed target.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import warnings
 
 from tabulate import tabulate
 
-from .argtypes import implementation, positive_float, positive_int
+from .argtypes import implementation, positive_float, positive_int, seed, thread_count
 from .errors import NnbenchError
 from .presets import DEFAULT_SEED, PRESETS, get_preset
 from .registry import available, registry
 from .spec import DTYPES
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2          # argparse's own, for a command line it rejects
 EXIT_MISSED_TARGET = 3
 
 
@@ -37,6 +39,9 @@ def cmd_list(args) -> int:
 
 def cmd_check(args) -> int:
     from .conformance import run_checks
+    from .mnist import load_dataset, named_dir
+    if not args.no_mnist and named_dir(args.data):
+        load_dataset(args.data)         # a directory you name is used or refused before any check runs
     print(f"nnbench check {args.impl} ({registry().entries[args.impl].source}) against the float64 reference")
     lines = run_checks(args.impl, args.data, mnist=not args.no_mnist)
     print(tabulate([(l.check, l.network, l.verdict, l.worst, l.allowed, l.note) for l in lines],
@@ -66,9 +71,11 @@ def cmd_train(args) -> int:
     print(f"{net.name} on {preset.name} (seed {args.seed}, batch {preset.batch_size or 'full'}, "
           f"lr {preset.lr}, dtype {net.spec.dtype})")
     print("threads: " + ", ".join(f"{k}={v}" for k, v in threads.info(net).items()))
-    print(f"{'epoch':>5} {'seconds':>9} {'cost':>10} {'test acc':>9}")
+    print(f"data: {data.source} ({len(data.X_train):,} training and {len(data.X_test):,} test images)")
 
     def show(r):
+        if r.epoch == 1:        # not before: a refused training set or a first epoch's NaN has no rows
+            print(f"{'epoch':>5} {'seconds':>9} {'cost':>10} {'test acc':>9}")
         print(f"{r.epoch:>5} {r.seconds:>9.3f} {r.cost:>10.5f} {r.accuracy:>9.2%}", flush=True)
 
     result = train(net, preset, data, seed=args.seed, epochs=args.epochs, on_epoch=show)
@@ -79,6 +86,7 @@ def cmd_train(args) -> int:
     return 0 if result.met_target else EXIT_MISSED_TARGET
 
 
+DATA_HELP = "used as named or refused; default: $NNBENCH_DATA, else the per-user cache"
 IMPL_HELP = "a name from `nnbench list`, or your own as [NAME=]module:Class[(option=value, ...)]"
 
 
@@ -88,16 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="implementations (available here or why not) and presets").set_defaults(func=cmd_list)
     c = sub.add_parser("check", help="check an implementation against the float64 reference (exit 0: conforms)")
     c.add_argument("impl", type=implementation, help=IMPL_HELP)
-    c.add_argument("--data", metavar="DIR", help="MNIST directory for the one-epoch sanity check")
+    c.add_argument("--data", metavar="DIR", help=f"MNIST directory for the one-epoch sanity check ({DATA_HELP})")
     c.add_argument("--no-mnist", action="store_true", help="leave out the one-epoch check on real MNIST")
     c.set_defaults(func=cmd_check)
     t = sub.add_parser("train", help="train one implementation on a preset, printing each epoch")
     t.add_argument("--impl", required=True, type=implementation, help=IMPL_HELP)
     t.add_argument("--preset", required=True, choices=list(PRESETS))
     t.add_argument("--epochs", type=positive_int, help="override the preset's epoch count")
-    t.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
-    t.add_argument("--data", metavar="DIR", help="directory holding the four MNIST IDX files (.gz or raw)")
-    t.add_argument("--threads", type=positive_int, help="pin BLAS/OpenMP and the implementation's threads")
+    t.add_argument("--seed", type=seed, default=DEFAULT_SEED, help=f"a non-negative integer; default {DEFAULT_SEED}")
+    t.add_argument("--data", metavar="DIR", help=f"directory holding the four MNIST IDX files, .gz or raw ({DATA_HELP})")
+    t.add_argument("--threads", type=thread_count,
+                   help="pin BLAS/OpenMP and the implementation's threads (1 to the CPUs this process may use)")
     t.add_argument("--lr", type=positive_float, help="override the preset's learning rate")
     t.add_argument("--batch-size", type=positive_int, help="override the preset's mini-batch size")
     t.add_argument("--dtype", choices=list(DTYPES), help="default: the implementation's own")
@@ -105,12 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: NumPy's floating-point warnings ("overflow encountered in exp", ...) on the way to a divergence
+#: would bury the one-line message that says so. NumPy attributes them to the line that called it,
+#: so they are silenced by their message in nnbench's own implementations only; every other
+#: warning, nnbench's own first (Numba finding no writable cache), is shown.
+QUIET = [(r"(overflow|underflow|invalid value|divide by zero) encountered in", RuntimeWarning, r"impls\.")]
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line, like an error: what it says, not the source line that said it."""
+    print(f"nnbench: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        with warnings.catch_warnings():
-            # Overflow warnings on the way to a NaN would bury the one-line divergence message.
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with warnings.catch_warnings():        # restores the filters and showwarning on the way out
+            for message, category, module in QUIET:
+                warnings.filterwarnings("ignore", message, category, module)
+            warnings.showwarning = show_warning
             return args.func(args)
     except NnbenchError as exc:
         print(f"nnbench: error: {exc}", file=sys.stderr)

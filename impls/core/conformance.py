@@ -125,11 +125,13 @@ def _same_seed(name: str, spec: NetworkSpec, label: str) -> Line:
 
 
 def mnist_sanity(name: str, data_dir=None) -> Line:
-    from .mnist import load_dataset
+    from .mnist import load_dataset, named_dir
     from .train import train
     try:
         data = load_dataset(data_dir)
     except DataError as exc:
+        if named_dir(data_dir):     # a directory the user named is used or refused, never skipped
+            raise
         return Line("MNIST, 1 epoch", "-", "skip", note=f"no MNIST here ({exc})")
     for preset in (PRESETS["relu"], PRESETS["nielsen"]):
         cls, options, _ = registry().load(name)
@@ -142,7 +144,8 @@ def mnist_sanity(name: str, data_dir=None) -> Line:
             result = train(create(name, spec), preset, data, seed=DEFAULT_SEED, epochs=1)
             acc = result.final_accuracy
             return Line("MNIST, 1 epoch", label, "pass" if acc >= preset.sanity else "FAIL", f"{acc:.2%}",
-                        f">= {preset.sanity:.0%}", "" if acc >= preset.sanity else "test accuracy below the sanity bar")
+                        f">= {preset.sanity:.0%}", f"MNIST from {data.source}" if acc >= preset.sanity
+                        else "test accuracy below the sanity bar")
         return _guard("MNIST, 1 epoch", label, run)
     return Line("MNIST, 1 epoch", "-", "skip", note="declines every preset's network")
 

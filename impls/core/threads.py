@@ -3,6 +3,12 @@
 BLAS (OpenBLAS/MKL behind NumPy) and OpenMP pools are limited with threadpoolctl;
 PyTorch's and Numba's own pools through each implementation's ``set_threads``.
 Only libraries already imported are touched, so asking does not import torch.
+
+One rule for every implementation and every command: at most one thread per CPU this
+process may run on (``usable_cpus``). A thread beyond that gets no CPU of its own: it
+waits while another runs, and every parallel region then waits for the slowest of them.
+torch-fast-cpu at ``--threads 999`` on 2 CPUs took 588 s for an epoch of 1.2 s; NumPy
+silently capped OpenBLAS at 64; only Numba refused. Now all refuse the same way.
 """
 from __future__ import annotations
 
@@ -14,14 +20,30 @@ from threadpoolctl import threadpool_info, threadpool_limits
 _limits = None  # kept alive: the limit lasts as long as this object
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. under taskset or a container's
+    cpuset), else every CPU: the most threads worth pinning, and the default."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def check(n: int) -> None:
+    """ConfigError unless 1 <= n <= usable_cpus(): the one rule, with the one message."""
+    from .errors import ConfigError
+    usable = usable_cpus()
+    if not 1 <= n <= usable:
+        raise ConfigError(f"{n} threads cannot run here: this process may use {usable} CPU"
+                          f"{'s' if usable > 1 else ''}, so pin 1 to {usable} threads (more only wait "
+                          f"for a CPU, and every parallel step waits for the slowest)")
+
+
 def pin(n: int | None) -> None:
     """Limit BLAS/OpenMP pools to n threads (None leaves the libraries' defaults)."""
     global _limits
     if n is None:
         return
-    if n < 1:
-        from .errors import ConfigError
-        raise ConfigError(f"--threads must be >= 1, got {n}")
+    check(n)
     _limits = threadpool_limits(limits=n)
 
 

@@ -7,7 +7,8 @@ CLI, ``train``, the benchmark suites, the profiler and the studies all start her
 else calls ``init_params`` or ``set_training_data`` or slices the training set.
 
 ``timed_epoch`` times ``train_epoch`` alone, with the device synchronized inside the timer;
-the cost's host conversion and the divergence check come after it, evaluation elsewhere.
+the cost's host conversion and the check for a non-finite cost come after it, evaluation
+elsewhere. ``train`` then judges every epoch by the one divergence rule (``divergence``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import threads as thread_pools
-from .errors import DivergedError
+from .divergence import Chance, check_finite, collapse, diverged
+from .errors import DataError
 from .mnist import Dataset
 from .presets import DEFAULT_SEED, Preset
 from .registry import create, default_dtype
@@ -51,20 +53,29 @@ def build(impl: str, preset: Preset, data: Dataset, *, seed: int = DEFAULT_SEED,
           threads: int | None = None, n_train: int | None = None, net=None) -> Ready:
     """Create ``impl`` for ``preset`` (in ``dtype``, default the implementation's own), pin its
     threads, give it the seeded initial weights and the first ``n_train`` (default the
-    preset's) training examples. ``net``: an instance already made, to set up the same way."""
+    preset's) training examples. ``net``: an instance already made, to set up the same way.
+
+    A training set smaller than that is refused: the preset's accuracy target and every timing
+    of it assume its size (a 5-image set, or the 10,000 test images under training names,
+    would otherwise train and be timed as if it were the preset)."""
+    wanted = n_train or preset.n_train
+    if len(data.X_train) < wanted:
+        raise DataError(f"preset {preset.name} trains on {wanted:,} training images, but "
+                        f"{data.source or 'the training set'} holds only {len(data.X_train):,}")
     if net is None:
         net = create(impl, preset.spec(dtype or default_dtype(impl)))
     pin_threads(net, threads)
     rng = np.random.default_rng(seed)
     params = init_params(net.spec, rng, preset.init)
-    n = min(n_train or preset.n_train, len(data.X_train))
-    return Ready(net, preset, params, rng, data.X_train[:n], data.y_train[:n], seed).restore()
+    return Ready(net, preset, params, rng, data.X_train[:wanted], data.y_train[:wanted], seed).restore()
 
 
 def pin_threads(net, threads: int | None) -> None:
     """The implementation's own pool, then BLAS/OpenMP: after creating it, since that may have
-    loaded torch's or numba's pools. None leaves every library's default."""
+    loaded torch's or numba's pools. None leaves every library's default; a count this process
+    has no CPUs for is refused before any pool is touched (``threads.check``)."""
     if threads:
+        thread_pools.check(threads)
         net.set_threads(threads)
         thread_pools.pin(threads)
 
@@ -76,9 +87,7 @@ def timed_epoch(net, order, batch_size: int, lr: float, *, epoch: int = 1) -> tu
     net.sync()
     seconds = time.perf_counter() - start
     cost = float(cost)
-    if not math.isfinite(cost):
-        raise DivergedError(f"training diverged at epoch {epoch} (cost is {cost}) with learning "
-                            f"rate {lr}; try a lower learning rate")
+    check_finite(cost, epoch, lr)
     return seconds, cost
 
 
@@ -127,11 +136,15 @@ def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None =
     """Train ``net`` on ``preset`` from seed ``seed``; call ``on_epoch(record)`` after each epoch.
     The network is warmed up (``warm_up``) for the run's shapes before the first epoch.
 
-    Raises DivergedError at the first epoch whose cost is NaN or infinite.
+    Raises DivergedError at the first epoch that diverged by the one rule (``divergence``):
+    a non-finite cost before evaluating, a cost blown up or a collapse after ``on_epoch``
+    has seen the epoch.
     """
     run = build(net.name, preset, data, seed=seed, net=net)
     batch = preset.batch(len(run.X))
     net.warm_up(batch, len(run.X))          # compiling is never part of an epoch's time
+    updates = math.ceil(len(run.X) / batch)
+    chance = Chance.of(preset.output, run.y, data.y_test, preset.sizes[-1])
     result = RunResult(net.name, preset.name, seed, preset.target, threads=thread_pools.info(net))
     for epoch in range(1, (epochs or preset.epochs) + 1):
         seconds, cost = timed_epoch(net, run.order(), batch, preset.lr, epoch=epoch)
@@ -139,4 +152,7 @@ def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None =
         result.history.append(record)
         if on_epoch:
             on_epoch(record)
+        seen = collapse([r.cost for r in result.history], record.accuracy, chance, updates)
+        if seen:
+            raise diverged(epoch, seen, preset.lr)
     return result
