@@ -13,7 +13,7 @@ from impls.core.testing import create_or_skip
 
 SPEC = NetworkSpec((6, 5, 4))
 BUILT_IN = ["numba", "numpy", "reference", "torch-fast-cpu", "torch-fast-cuda", "torch-idiomatic-cpu",
-            "torch-idiomatic-cuda"]
+            "torch-idiomatic-cuda", "triton-fused-cuda"]
 
 USER_MODULE = textwrap.dedent('''
     from impls import Implementation
