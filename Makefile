@@ -24,17 +24,39 @@ ifneq ($(IMPLS),)
 export NNBENCH_IMPLS := $(IMPLS)
 endif
 
-.PHONY: setup test train check bench bench-quick compare profile study clean
+.PHONY: setup setup-cuda test train check bench bench-quick compare profile study clean
+
+TORCH  := 2.13.0
+TRITON := 3.9.0
+# Where `make setup-cuda` gets torch: empty for the default index, or the URL of PyTorch's index
+# for one CUDA version.
+TORCH_INDEX ?=
 
 # torch is installed first and pinned: the CPU build, so the unpinned range in
 # pyproject.toml is already satisfied and pip does not pull several GB of CUDA packages.
-$(STAMP): pyproject.toml
+# Triton beside it, pinned: without a GPU its interpreter runs the triton-fused kernels on the
+# CPU, which is how the tests check them (tests/test_triton_fused.py). Not in pyproject.toml: a
+# CUDA build of torch requires the Triton release it was built with (`make setup-cuda`).
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH) triton==$(TRITON)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots,jax,sklearn]'
 	@touch $@
 
 setup: $(STAMP)
+
+# A machine with an NVIDIA GPU: a new .venv with a CUDA build of torch, which brings the Triton
+# release it was built with, then nnbench as in `setup`. It stops, saying so, if that torch sees
+# no GPU (a CPU build: set TORCH_INDEX). JAX stays the CPU build: for jax-cuda add a CUDA jaxlib
+# (`pip install 'jax[cuda13]==0.10.2'`) where one exists. No GPU was at hand when this was
+# written: untested.
+setup-cuda:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots,jax,sklearn]'
+	$(PY) -c 'import torch, triton; assert torch.cuda.is_available(), f"torch {torch.__version__} sees no CUDA device: a CPU build? set TORCH_INDEX"; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), triton {triton.__version__}, {torch.cuda.get_device_name()}")'
+	@touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

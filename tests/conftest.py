@@ -1,15 +1,28 @@
 """Shared fixtures: the implementations to parametrize over and MNIST loaded once (both
 from ``impls.core.testing``, which the benchmarks in ``bench/`` use too), plus small IDX files
-and an isolated data/cache environment for the loader, download and CLI tests."""
+and an isolated data/cache environment for the loader, download and CLI tests. Without a CUDA
+device, Triton's kernels run in its interpreter."""
 import gzip
+import importlib.util
+import os
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from impls.core import download as download_module, mnist as mnist_module
-from impls.core.testing import impl_params, mnist  # noqa: F401  (re-exported: tests import impl_params from here)
+# Triton decides when it decorates a kernel -- on importing impls.triton_fused, which collecting
+# the tests does -- whether to compile it for a GPU or run it in its interpreter. Without a CUDA
+# device the interpreter is the only way to run the kernels, so there the tests run them in it
+# (test_triton_fused.py), on CPU tensors; with one they check the compiled kernels. An explicit
+# TRITON_INTERPRET is left as it is.
+if importlib.util.find_spec("triton") and "TRITON_INTERPRET" not in os.environ:
+    import torch
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+from impls.core import download as download_module, mnist as mnist_module  # noqa: E402  (after TRITON_INTERPRET is decided)
+from impls.core.testing import impl_params, mnist  # noqa: E402, F401  (re-exported: tests import impl_params from here)
 
 
 def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):

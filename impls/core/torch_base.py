@@ -2,7 +2,7 @@
 conversion, thread counts, and the training set held on the device.
 
 Both ``torch_idiomatic`` and ``torch_fast`` subclass ``TorchNetwork``; they differ only
-in how a mini-batch is trained. Native arrays are tensors on ``self.device``; the
+in how a mini-batch is trained. ``triton_fused``, whose kernels take torch tensors, does too. Native arrays are tensors on ``self.device``; the
 training set is converted once in ``set_training_data`` and each epoch indexes it
 there, so an epoch's only host -> device transfer is its example order.
 
