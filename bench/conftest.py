@@ -51,6 +51,8 @@ def tta_params(mode: Mode):
             if seeds is None:
                 seeds = mode.tta_seeds
                 marks.append(pytest.mark.skip(reason=mode.tta_reference_note))
+            if mode.tta_presets is not None and preset not in mode.tta_presets:
+                marks.append(pytest.mark.skip(reason=mode.tta_presets_note))
             params.append(pytest.param(preset, name, seeds, marks=marks,
                                        id=f"{preset}-{name}-{tta_tag(mode, seeds)}"))
     return params

@@ -38,6 +38,9 @@ class Mode:
     tta_reference_note: str = ""
     #: every preset at its own smoke size (``Preset.smoke``): exercises the machinery only
     shrink_presets: bool = False
+    #: the presets time to accuracy trains (None: all); the rest skip with ``tta_presets_note``
+    tta_presets: tuple[str, ...] | None = None
+    tta_presets_note: str = ""
 
 
 MODES = {
@@ -58,7 +61,13 @@ MODES = {
     "quick": Mode(
         "quick", epoch_examples=None, epoch_seconds=1.0, epoch_rounds=(2, 5), tta_seeds=(0,), tta_to_target=True,
         tta_reference_note="quick mode leaves the per-example reference out of time-to-accuracy "
-                           "(~90 s a nielsen seed); run `make bench` for it"),
+                           "(~90 s a nielsen seed); run `make bench` for it",
+        # With torch.compile, JAX and scikit-learn in, nielsen's and fullbatch's runs took 155 of the
+        # quick bench's 235 timed seconds (5 min 10 s in all on the 2-core Intel machine, twice that
+        # on a 2-core AMD one); relu's is the one a quick look needs.
+        tta_presets=("relu",),
+        tta_presets_note="quick mode trains relu only (nielsen and fullbatch took 155 s more); "
+                         "run `make bench` for them"),
     "smoke": Mode(
         "smoke", epoch_examples=500, epoch_seconds=0.0, epoch_rounds=(1, 1), tta_seeds=(0,), tta_to_target=True,
         tta_reference={name: (0,) for name in PRESETS}, shrink_presets=True),
