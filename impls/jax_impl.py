@@ -43,7 +43,7 @@ else:
 
 
 # -- the mathematics: pure functions of (params, batch) ----------------------------------------
-def feedforward(params, X, hidden):
+def weighted_output(params, X, hidden):
     """Output layer's weighted input z^L for a batch X (rows are examples)."""
     a = X
     for W, b in params[:-1]:
@@ -53,8 +53,14 @@ def feedforward(params, X, hidden):
     return a @ W.T + b
 
 
+def feedforward(params, X, hidden, output):
+    """Output activations a^L: the cost's non-linearity applied to z^L."""
+    z = weighted_output(params, X, hidden)
+    return jax.nn.softmax(z) if output == "softmax_crossentropy" else jax.nn.sigmoid(z)
+
+
 def mean_cost(params, X, y, hidden, output):
-    z = feedforward(params, X, hidden)
+    z = weighted_output(params, X, hidden)
     if output == "softmax_crossentropy":
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=1))
     a = jax.nn.sigmoid(z)
@@ -81,7 +87,7 @@ def _jit(fn, static=STATIC):
     return jax.jit(fn, static_argnames=static) if jax else None
 
 
-jit_feedforward = _jit(feedforward, ("hidden",))
+jit_feedforward = _jit(feedforward)
 jit_value_and_grad = _jit(jax.value_and_grad(mean_cost) if jax else None)
 jit_sgd_step = _jit(sgd_step)
 jit_train_batches = _jit(train_batches)
@@ -131,8 +137,7 @@ class JaxNetwork(Network):
 
     # -- the mathematics ---------------------------------------------------------------------------
     def feedforward(self, X):
-        z = jit_feedforward(self.params, X, hidden=self.spec.hidden)
-        self._last = jax.nn.softmax(z) if self.spec.output == "softmax_crossentropy" else jax.nn.sigmoid(z)
+        self._last = jit_feedforward(self.params, X, **self.static)
         return self._last
 
     def backprop(self, X, y):

@@ -40,6 +40,10 @@ def test_torch_compile_compiles_in_warm_up_and_never_in_an_epoch():
     net.train_epoch(np.arange(25), 10, 0.1)
     assert dict(torch._dynamo.utils.counters["stats"]) == graphs, "a timed epoch compiled"
     assert net.warm_up(10) == 0.0                              # nothing left to compile
+    assert net.warm_up(40) > 0                                 # above n: one mini-batch of all 25
+    graphs = dict(torch._dynamo.utils.counters["stats"])
+    net.train_epoch(np.arange(25), 40, 0.1)
+    assert dict(torch._dynamo.utils.counters["stats"]) == graphs, "a timed epoch compiled"
 
 
 def test_jax_compiles_in_warm_up_and_never_in_an_epoch():
