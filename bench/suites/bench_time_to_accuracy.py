@@ -71,7 +71,6 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
     preset = plan(preset_name, mode)
     ready, _ = prepare(preset, preset.batch())                # checked: a short epoch at the preset's batch
     net, batch = ready.net, preset.batch(len(ready.X))
-    net.warm_up(batch, len(ready.X))                         # compile for the run's shapes (train does too)
     net.train_epoch(np.arange(batch), batch, preset.lr)      # warm-up: one step at the real shapes
     net.sync()
 
