@@ -40,6 +40,7 @@ OUTCOMES = pytest.StashKey[dict]()
 FINISHED = pytest.StashKey[int]()          # tests whose run (setup, call, teardown) completed
 STOPPED = pytest.StashKey[dict]()          # why and where the session stopped part-way
 DATA_SOURCE = pytest.StashKey[str]()       # the MNIST directory (bench/conftest.py's fixture)
+DATA_BYTES = pytest.StashKey[int]()        # what the loaded MNIST arrays occupy
 CPU_AT_START = pytest.StashKey[tuple]()
 SESSION = pytest.StashKey[pytest.Session]()
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
@@ -189,6 +190,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "sources": {name: source(name) for name in available()},
         "built_in": [name for name in available() if built_in(name)],
         "data": config.stash.get(DATA_SOURCE, None),
+        "dataset_bytes": config.stash.get(DATA_BYTES, None),
         "session": ("interrupted" if config.stash.get(STOPPED, None)
                     else "failed" if session_failed(config) else "passed"),
         "stopped": config.stash.get(STOPPED, None),

@@ -37,7 +37,8 @@ def machine_section(run: Run) -> str:
                    + (" (uncommitted changes)" if commit.get("dirty") else "")),
         ("machine", str(m.get("node"))),
         ("threads pinned", str(meta.get("pinned_threads"))),
-        ("MNIST from", str(meta.get("data") or "not recorded")),
+        ("MNIST from", str(meta.get("data") or "not recorded")
+                       + (f" ({meta['dataset_bytes'] / 1e6:.0f} MB in memory, held once)" if meta.get("dataset_bytes") else "")),
         *machine_rows(m.get("nnbench", {})),
         ("GEMM peak", _gemm_peaks(peak) + " (NumPy 2048² product, best of 5, pinned threads)" if peak
                       else "not measured"),

@@ -10,6 +10,8 @@ from .reading import Run, Timing
 
 TTA = "time-to-accuracy"
 HEADLINE_BATCHES = (10, 128)
+#: the epochs whose peak memory the headline shows: the smallest and the largest batch
+HEADLINE_MEMORY_BATCHES = (10, 1024)
 FAILED = "**FAILED**"
 
 
@@ -54,26 +56,31 @@ def epoch_seconds(t: Timing) -> float:
     return t.median * (t.extra.get("n_train") or t.examples) / t.examples
 
 
+def impl_batch_table(run: Run, phase: str, cell) -> str:
+    """Implementations x batch sizes of one phase, ``cell(timing, batch)`` for each passed timing."""
+    cols = batches(run, phase)
+    body = []
+    for impl in run.available:
+        cells = []
+        for b in cols:
+            t = run.timing(phase, impl, batch=b)
+            if t is None or not t.passed:
+                cells.append(FAILED if t is not None else missing_cell(run, phase, impl, batch=b))
+            else:
+                cells.append(cell(t, b))
+        body.append([impl] + cells)
+    return tabulate(body, headers=["implementation"] + [batch_label(b) for b in cols], tablefmt="github",
+                    disable_numparse=True)
+
+
 def phase_tables(run: Run, phase: str) -> str:
     """Time, throughput, speedups and GFLOP/s for one phase: implementations x batch sizes."""
     cols = batches(run, phase)
     if not cols:
         return f"No {phase} benchmarks in this run.\n"
-    rows = [i for i in run.available]
-    headers = ["implementation"] + [batch_label(b) for b in cols]
 
     def table(cell):
-        body = []
-        for impl in rows:
-            cells = []
-            for b in cols:
-                t = run.timing(phase, impl, batch=b)
-                if t is None or not t.passed:
-                    cells.append(FAILED if t is not None else missing_cell(run, phase, impl, batch=b))
-                else:
-                    cells.append(cell(t, b))
-            body.append([impl] + cells)
-        return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+        return impl_batch_table(run, phase, cell)
 
     def time_cell(t, b):
         if phase == "epoch":
@@ -115,7 +122,73 @@ def phase_tables(run: Run, phase: str) -> str:
         parts += ["\n**Compile time** (seconds this network had spent compiling when it was timed: at "
                   "construction and in `warm_up` for this batch size; never inside a timing)\n",
                   table(lambda t, b: f"{t.extra['compile_seconds']:.2f} s" if t.extra.get("compile_seconds") else "—")]
+    parts.append("\n" + memory_tables(run, phase))
     return "\n".join(parts) + "\n" + skipped(run, phase) + unpinned(run, phase) + not_available(run)
+
+
+# -- memory (measured by bench/harness/memory.py) ---------------------------------------------
+PEAK_NOTE = ("**Peak resident memory** (what one untimed call of the timed work added to the process's resident "
+             "memory at its highest point: Linux's high-water mark, reset just before the call after a garbage "
+             "collection and `malloc_trim`, minus what was resident then. Not in it: the dataset, the libraries and "
+             "the network's own weights and data, resident before the call; and memory a library reserved earlier "
+             "and reuses, which costs nothing here. For a CUDA implementation this is host memory; the device's is "
+             "in its own table.)\n")
+ALLOC_NOTE = ("**Allocations per {per}** (counted on untimed {what}, by every counter that sees the implementation: "
+              "`numpy`: array buffers, through NumPy's memory-handler API (NEP 49); `numba`: allocations inside "
+              "Numba-compiled code (its runtime counts them but keeps no sizes); `torch`: the profiler's allocation "
+              "events (CPU) or the caching allocator's counters (CUDA). Bytes are the sizes requested, summed, not a "
+              "peak. Not seen: XLA's buffers (JAX keeps no statistics on the CPU), memory C libraries allocate "
+              "themselves (OpenBLAS, OpenMP) and Python objects.)\n")
+CUDA_NOTE = ("**Device memory** (CUDA: `torch.cuda.max_memory_allocated` / `max_memory_reserved` after a reset, "
+             "around one untimed call; JAX cannot reset its peak, so its figure is the peak since the process "
+             "started)\n")
+
+
+def fmt_bytes(n) -> str:
+    if n is None:
+        return "—"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def memory_of(t: Timing) -> dict:
+    return t.extra.get("memory") or {}
+
+
+def peak_cell(t: Timing) -> str:
+    peak = memory_of(t).get("peak_rss")
+    return "not measured" if peak is None else fmt_bytes(peak)
+
+
+def allocations_cell(t: Timing) -> str:
+    m = memory_of(t)
+    counted = {name: c for name, c in (m.get("per_step") or {}).items() if c.get("count")}
+    text = "; ".join(f"{name} {c['count']:.3g}" + (f" ({fmt_bytes(c['bytes'])})" if c.get("bytes") is not None else "")
+                     for name, c in counted.items())
+    if m.get("not_counted"):
+        return (text + "; " if text else "") + "XLA not counted"
+    return text or ("none" if "per_step" in m else "—")
+
+
+def memory_tables(run: Run, phase: str) -> str:
+    """The phase's memory: peak resident memory, allocations, and device memory where any ran on CUDA."""
+    def table(cell):
+        return impl_batch_table(run, phase, cell)
+    timed = [t for t in run.timings if t.phase == phase and memory_of(t)]
+    if not timed:
+        return "No memory figures in this run (it predates them).\n"
+    per = "step" if phase == "epoch" else "call"
+    what = "mini-batches, the first few of the epoch" if phase == "epoch" else "calls"
+    parts = [PEAK_NOTE, table(lambda t, b: peak_cell(t)), "\n" + ALLOC_NOTE.format(per=per, what=what),
+             table(lambda t, b: allocations_cell(t))]
+    if any(memory_of(t).get("cuda") for t in timed):
+        def cuda_cell(t, b):
+            cuda = memory_of(t).get("cuda")
+            return f"{fmt_bytes(cuda['max_allocated'])} / {fmt_bytes(cuda['max_reserved'])}" if cuda else "—"
+        parts += ["\n" + CUDA_NOTE, table(cuda_cell)]
+    return "\n".join(parts) + "\n"
 
 
 def unpinned(run: Run, phase: str) -> str:
@@ -153,7 +226,8 @@ def tta_presets(run: Run) -> list[str]:
 
 def tta_table(run: Run, preset: str) -> str:
     headers = ["implementation", "status", "seeds", "time to target, median", "per seed",
-               "final accuracy, median", "per seed", "reached target", "whole run per seed", "compiling (untimed)"]
+               "final accuracy, median", "per seed", "reached target", "whole run per seed", "compiling (untimed)",
+               "peak memory of a run"]
     body, about = [], None
     for impl in run.available:
         t = run.timing(TTA, impl, preset_name=preset)
@@ -177,7 +251,8 @@ def tta_table(run: Run, preset: str) -> str:
                      " / ".join(ttt), fmt_acc(e.get("median_final_accuracy")), " / ".join(acc),
                      f"{e.get('reached', 0)}/{len(seeds)}" + (f" ({e['stalled']} stalled)" if e.get("stalled") else ""),
                      fmt_s(t.median) + fmt_spread(t),
-                     fmt_s(e["compile_seconds"]) if e.get("compile_seconds") else "—"])
+                     fmt_s(e["compile_seconds"]) if e.get("compile_seconds") else "—",
+                     peak_cell(t) if memory_of(t) else "—"])
     text = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) if body else "No runs."
     if about:
         stop = ("each seed stops at its first epoch at/above target, so final accuracy is the accuracy there"
@@ -186,7 +261,9 @@ def tta_table(run: Run, preset: str) -> str:
                 f"accuracy; batch {about.get('batch')}, {about.get('n_train'):,} training examples, at most "
                 f"{about.get('epochs')} epochs; {stop}. Time to target = training seconds (evaluation "
                 "excluded) summed to the first epoch at/above target; a seed that never reaches it is "
-                "stalled. Whole run = pytest-benchmark's round: training plus per-epoch evaluation.\n\n" + text)
+                "stalled. Whole run = pytest-benchmark's round: training plus per-epoch evaluation. Peak memory "
+                "of a run = the largest over seeds of what a seed's whole run added to the resident memory "
+                "(the high-water mark reset before each seed; the dataset and network not included).\n\n" + text)
     return text + "\n"
 
 
@@ -202,6 +279,9 @@ def headline(run: Run) -> str:
     headers = ["implementation"] + [f"epoch {batch_label(b)}" for b in HEADLINE_BATCHES]
     presets = tta_presets(run)
     headers += [f"time to target: {p}" for p in presets]
+    memory_batches = [b for b in HEADLINE_MEMORY_BATCHES if any(
+        t.phase == "epoch" and t.batch == b and memory_of(t) for t in run.timings)]
+    headers += [f"peak memory: epoch {batch_label(b)}" for b in memory_batches]
     body = []
     for impl in run.available:
         row = [impl]
@@ -218,6 +298,9 @@ def headline(run: Run) -> str:
                 outcome = run.outcome(TTA, impl, preset_name=p) or {}
                 row.append(FAILED if t or outcome.get("status") == "failed"
                            else "not run" if outcome.get("status") == "skipped" else "")
+        for b in memory_batches:
+            t = run.timing("epoch", impl, batch=b)
+            row.append(peak_cell(t) if t and memory_of(t) else missing_cell(run, "epoch", impl, batch=b))
         body.append(row)
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
 
@@ -251,11 +334,38 @@ def tta_section(run: Run, level: str) -> str:
     return body + "".join(f"\nNote: {n}\n" for n in dict.fromkeys(notes)) + unpinned(run, TTA) + not_available(run)
 
 
+def dataset_line(run: Run) -> str:
+    size = run.meta.get("dataset_bytes")
+    return ("" if size is None else f"MNIST as the suites hold it (float32 images, int64 labels), loaded once per "
+            f"process and resident before every figure here: {fmt_bytes(size)}.\n")
+
+
+def memory_page(run: Run) -> str:
+    """Every phase's memory tables on one page, and the time-to-accuracy runs' peaks."""
+    parts = [dataset_line(run)]
+    for p in BATCH_PHASES:
+        if batches(run, p.name):
+            parts.append(f"## {p.title}\n\n{memory_tables(run, p.name)}")
+    rows = []
+    for preset in tta_presets(run):
+        for impl in run.available:
+            t = run.timing(TTA, impl, preset_name=preset)
+            if t is not None and memory_of(t):
+                rows.append([preset, impl, peak_cell(t)])
+    if rows:
+        parts.append(f"## {PHASES[TTA].title}\n\nThe largest over seeds of what one seed's whole run (training "
+                     "and per-epoch evaluation) added to the resident memory; the high-water mark is reset "
+                     "before each seed.\n\n" + tabulate(rows, headers=["preset", "implementation", "peak memory"],
+                                                      tablefmt="github", disable_numparse=True) + "\n")
+    return "\n".join(parts)
+
+
 def render(run: Run, plot_names=()) -> dict[str, str]:
     """Every Markdown file, as text; ``plot_names`` are the figures to embed in README.md."""
     note = stopped_note(run)
     files = {f"{p.name}.md": f"# {p.title}\n\n{note}{phase_tables(run, p.name)}" for p in BATCH_PHASES}
     files[f"{TTA}.md"] = f"# {PHASES[TTA].title}\n\n{note}{tta_section(run, '##')}"
+    files["memory.md"] = f"# Memory\n\n{note}{memory_page(run)}"
     plots = "".join(f"![{name}]({name})\n\n" for name in plot_names)
     sources = run.meta.get("sources", {})
     own = {i: s for i, s in sources.items() if i not in run.meta.get("built_in", sources)}
@@ -269,7 +379,8 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
           if own else []),
         "## Headline", "",
         "Epoch time (seconds per epoch of the preset's training set, ±IQR; ⚠ unstable, ‡ other processes "
-        "shared the CPUs) and median training seconds to the preset's target, with the seeds that reached it.",
+        "shared the CPUs), median training seconds to the preset's target, with the seeds that reached it, and "
+        "the peak resident memory an epoch added (how it is measured: [memory.md](memory.md)).",
         "", headline(run),
         failures(run),
         *(f"## {p.title}\n\n{phase_tables(run, p.name)}" for p in BATCH_PHASES),

@@ -7,7 +7,8 @@ result after.
 from impls.core.check import assert_gradients_close
 
 from ..harness.phases import PHASES
-from ..harness.timing import record
+from ..harness.memory import measure
+from ..harness.timing import device_of, record
 
 PHASE = "backward"
 
@@ -18,9 +19,11 @@ def test_backward(benchmark, prepare, bench, mnist, batch):
     expected = ref.gradients(ready.X[:batch], ready.y[:batch])
     work()                                                   # warm-up at the timed shapes
     net.sync()
+    memory = measure(work, net, device_of(net))              # untimed: one more call, then one counted
 
     cost, nablas = benchmark(work.fn, *work.args)
 
-    record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples)
+    record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples,
+           memory=memory)
     actual = (float(cost), [(net.to_numpy(nW), net.to_numpy(nb)) for nW, nb in nablas])
     assert_gradients_close(net, actual, expected, " after timing")

@@ -7,6 +7,9 @@ Validate, then time:
   what compiling cost this network so far), then an untimed epoch over exactly the timed work
   warms up the rest (caches, CUDA graphs at these shapes), estimates the round time, and gives
   the expected result;
+- memory (``bench.harness.memory``): allocations per step counted over a few untimed
+  mini-batches, and the peak resident memory of that untimed epoch (on CUDA, one more epoch
+  for the device's peak);
 - every timed round starts from the same weights (pedantic mode, reset outside the timer);
 - after: the last round's cost and weights must equal the untimed epoch's.
 
@@ -21,7 +24,8 @@ from impls.core.check import assert_close, assert_params_close
 from impls.core.train import timed_epoch
 
 from ..harness.phases import PHASES
-from ..harness.timing import EPOCH_SUBSET_ABOVE, record
+from ..harness.memory import count_allocations, cuda_peak_of, peak_rss_of, steps_of
+from ..harness.timing import EPOCH_SUBSET_ABOVE, device_of, record
 
 PHASE = "epoch"
 
@@ -31,18 +35,31 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
     ready, _ = prepare(preset, batch)
     net, n = ready.net, len(ready.X)
 
-    def untimed_epoch(examples):
+    def prepared(examples):
+        """The epoch workload over ``examples``, reset to the initial weights, ready to call."""
         work = PHASES[PHASE].workload(ready, mnist, batch, examples)
         work.reset()
-        return timed_epoch(net, *work.args)
+        return work
+
+    def untimed_epoch(examples):
+        return timed_epoch(net, *prepared(examples).args)
 
     examples = min(mode.epoch_examples or n, n)
     net.warm_up(batch, examples)                             # compile for both mini-batch sizes, untimed
-    untimed_epoch(min(examples, 4 * batch))                  # warm-up, so the estimate is not start-up time
-    seconds, expected_cost = untimed_epoch(examples)
+    few = min(examples, 4 * batch)
+    untimed_epoch(few)                                       # warm-up, so the estimate is not start-up time
+    device = device_of(net)
+    work = prepared(few)
+    allocations = count_allocations(lambda: timed_epoch(net, *work.args), net, steps_of(few, batch), device)
+    # The untimed epoch that estimates the rounds and gives the expected result is also the one
+    # whose peak resident memory is taken.
+    (seconds, expected_cost), memory = peak_rss_of(lambda: untimed_epoch(examples))
     if seconds > EPOCH_SUBSET_ABOVE and mode.epoch_examples is None:
         examples = math.ceil(n / 10 / batch) * batch
-        seconds, expected_cost = untimed_epoch(examples)
+        (seconds, expected_cost), memory = peak_rss_of(lambda: untimed_epoch(examples))
+    memory.update(allocations, steps_counted=steps_of(few, batch))
+    if device == "cuda":
+        memory["cuda"] = cuda_peak_of(lambda: untimed_epoch(examples), net)
     expected_params = net.get_params()
     accuracy = net.evaluate(mnist.X_test, mnist.y_test)     # after one epoch from the seeded weights
     low, high = mode.epoch_rounds
@@ -56,7 +73,7 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
     cost = benchmark.pedantic(work.fn, setup=same_start, rounds=rounds)
 
     record(benchmark, phase=PHASE, net=net, preset=preset, batch=batch, examples=examples,
-           subset=examples < n, accuracy=accuracy, compile_seconds=net.compile_seconds)
+           subset=examples < n, accuracy=accuracy, compile_seconds=net.compile_seconds, memory=memory)
     # Same weights, same order: the same result, up to a device summing in another order.
     assert_close(float(cost), expected_cost, net.spec.dtype, "gradient", f"{net.name} epoch cost after timing")
     assert_params_close(net, net.get_params(), expected_params, "after a timed epoch", what="gradient")

@@ -6,7 +6,8 @@ weights and inputs before timing (``prepare``), and the timed call's own output 
 from impls.core.check import assert_close
 
 from ..harness.phases import PHASES
-from ..harness.timing import record
+from ..harness.memory import measure
+from ..harness.timing import device_of, record
 
 PHASE = "forward"
 
@@ -17,8 +18,10 @@ def test_forward(benchmark, prepare, bench, mnist, batch):
     expected = ref.to_numpy(ref.feedforward(ref.asarray(mnist.X_test[:batch])))
     work()                                                   # warm-up at the timed shapes
     net.sync()
+    memory = measure(work, net, device_of(net))              # untimed: one more call, then one counted
 
     out = benchmark(work.fn, *work.args)
 
-    record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples)
+    record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples,
+           memory=memory)
     assert_close(net.to_numpy(out), expected, net.spec.dtype, "forward", f"{net.name} forward after timing")

@@ -10,8 +10,10 @@ stays in the JSON with ``status`` failed, and the session is not saved as a base
 pytest-benchmark's rounds are the seeds (pedantic mode): its table shows whole runs
 (training plus the per-epoch evaluation); the training seconds to target, per seed, are
 in ``extra_info``. Before timing, one short epoch is checked against the reference.
-In modes with ``tta_to_target`` a seed stops at its first epoch at/above target; in smoke
-mode every preset runs at its own smoke size (``Preset.smoke``).
+Each seed's peak resident memory (``bench.harness.memory``: the high-water mark reset before
+the seed, untimed) is recorded; the benchmark's is the largest. In modes with ``tta_to_target``
+a seed stops at its first epoch at/above target; in smoke mode every preset runs at its own
+smoke size (``Preset.smoke``).
 """
 import statistics
 
@@ -21,6 +23,7 @@ from impls.core.errors import DivergedError
 from impls.core.presets import PRESETS
 from impls.core.train import RunResult, train
 
+from ..harness.memory import PeakWatch
 from ..harness.timing import record_spread
 
 PHASE = "time-to-accuracy"
@@ -74,10 +77,19 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
     net.train_epoch(np.arange(batch), batch, preset.lr)      # warm-up: one step at the real shapes
     net.sync()
 
-    runs = []
+    runs, watch = [], PeakWatch()
     next_seed = iter(seeds)
-    benchmark.pedantic(lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target)),
-                       setup=lambda: ((next(next_seed),), {}), rounds=len(seeds))
+
+    def run_seed(seed):
+        runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target))
+        runs[-1]["memory"] = watch.stop()                    # reads /proc only: the peak of this seed's run
+
+    def setup():                                             # untimed: trims the heap, resets the peak
+        watch.start()
+        return (next(next_seed),), {}
+
+    benchmark.pedantic(run_seed, setup=setup, rounds=len(seeds))
+    peaks = [r["memory"]["peak_rss"] for r in runs if r.get("memory", {}).get("peak_rss") is not None]
 
     finals = [r["final_accuracy"] or 0.0 for r in runs]
     reached = [r["time_to_target"] for r in runs if r["time_to_target"] is not None]
@@ -91,6 +103,8 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
                  to_target=mode.tta_to_target, seeds=runs, median_final_accuracy=median_final,
                  median_time_to_target=statistics.median(reached) if reached else None,
                  reached=len(reached), stalled=len(runs) - len(reached), compile_seconds=net.compile_seconds,
+                 memory={"peak_rss": max(peaks) if peaks else None,
+                         "resident_before": runs[0].get("memory", {}).get("resident_before") if runs else None},
                  status="failed" if failures else "passed")
     record_spread(benchmark, net)
     assert not failures, f"{net.name} on {preset.name}: " + "; ".join(failures)
