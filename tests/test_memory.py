@@ -93,7 +93,7 @@ def test_memory_tables_headline_and_their_methods(tmp_path):
     counted = {"per_step": {"numpy": {"count": 14.0, "bytes": 52_000.0}, "numba": {"count": 0.0, "bytes": None}},
                "not_counted": None}
     files = _run(tmp_path, {
-        ("numpy", 10): {"peak_rss": 2_500_000, **counted},
+        ("numpy", 10): {"peak_rss": 2_500_000, "held": 190_000_000, **counted},
         ("numpy", 1024): {"peak_rss": 40_000_000, **counted},
         ("fast", 10): {"peak_rss": 0, "per_step": {"numpy": {"count": 0.0, "bytes": 0.0}}, "not_counted": None},
         ("fast", 1024): {"peak_rss": None, "per_step": {}, "not_counted": "XLA's buffers"},
@@ -103,6 +103,7 @@ def test_memory_tables_headline_and_their_methods(tmp_path):
     assert row(md, "**Peak resident memory**", "fast") == ["0 B", "not measured"]
     assert row(md, "**Allocations per step**", "numpy") == ["numpy 14 (52 kB)"] * 2
     assert row(md, "**Allocations per step**", "fast") == ["none", "XLA not counted"]
+    assert row(md, "**Held by the network**", "numpy") == ["190 MB", "—"]
     assert "cannot" not in md or "high-water mark" in md
     assert "high-water mark" in md and "NEP 49" in md            # each table says how it was measured
     headline = row(files["README.md"], "## Headline", "numpy")
@@ -117,3 +118,10 @@ def test_a_run_without_memory_figures_says_so(tmp_path):
     files = report.render(report.load(path))
     assert "No memory figures in this run" in files["epoch.md"]
     assert "peak memory" not in files["README.md"].split("## Headline")[1].split("\n\n")[2]
+
+
+@needs_reset
+def test_the_sessions_peak_survives_the_per_call_resets():
+    _, first = memory.peak_rss_of(lambda: np.ones(80 * MB // 8).sum())
+    memory.peak_rss_of(lambda: None)                            # resets the kernel's mark below that peak
+    assert memory.session_peak() >= first["resident_before"] + first["peak_rss"] - 2 * MB

@@ -13,6 +13,12 @@ and NumPy's small-block cache keep little) counts as nothing; the process's shar
 the interpreter and the dataset are in the "before" (the dataset's footprint is reported
 once per run, see ``dataset_bytes``). Where the reset is not allowed (not Linux) it is None.
 
+**Held by the network** (``held``): resident memory after setting the implementation up
+(built, checked, warmed up) minus before, each read after freed memory is handed back: its
+weights, its copy of the training set in native form, buffers it keeps, code compiled for it.
+A library's first import in the process would count too; the registry imports every
+implementation's module before the first benchmark, so none does.
+
 **Allocations per step** (``allocations``): every allocator that can count, counted over a
 few untimed steps and divided by the steps:
 
@@ -69,14 +75,40 @@ def release_freed() -> None:
         pass
 
 
+_highest_before_resets = 0
+
+
+def session_peak() -> int | None:
+    """The process's highest resident memory since it started, across every reset below (the
+    kernel's own maximum -- getrusage, ``/usr/bin/time`` -- forgets what came before a reset)."""
+    now = peak_resident()
+    return None if now is None else max(now, _highest_before_resets)
+
+
 def reset_peak() -> bool:
-    """Reset VmHWM to the current resident size; False where the OS does not allow it."""
+    """Reset VmHWM to the current resident size, remembering the mark it had for
+    ``session_peak``; False where the OS does not allow it."""
+    global _highest_before_resets
+    _highest_before_resets = session_peak() or 0
     try:
         with open(_CLEAR_REFS, "w") as fh:
             fh.write("5")
         return True
     except OSError:
         return False
+
+
+def settled() -> int | None:
+    """Bytes resident once freed memory is handed back: ``settled()`` after setting a network up
+    minus ``settled()`` before is what the network holds (weights, its copy of the training set,
+    buffers it keeps, code compiled for it)."""
+    release_freed()
+    return resident()
+
+
+def held_since(start: int | None) -> int | None:
+    now = settled()
+    return None if start is None or now is None else max(0, now - start)
 
 
 class PeakWatch:

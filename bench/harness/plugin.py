@@ -33,6 +33,7 @@ from impls.core.presets import PRESETS
 from impls.core.threads import usable_cpus
 
 from .machine import describe
+from .memory import session_peak
 from .phases import MODES
 from .timing import OTHERS_WARN, measured_peak
 
@@ -191,6 +192,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "built_in": [name for name in available() if built_in(name)],
         "data": config.stash.get(DATA_SOURCE, None),
         "dataset_bytes": config.stash.get(DATA_BYTES, None),
+        "peak_rss_session": session_peak(),
         "session": ("interrupted" if config.stash.get(STOPPED, None)
                     else "failed" if session_failed(config) else "passed"),
         "stopped": config.stash.get(STOPPED, None),
@@ -202,6 +204,9 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
 def pytest_terminal_summary(terminalreporter, config):
     bs = getattr(config, "_benchmarksession", None)
     share = other_processes_share(config.stash.get(CPU_AT_START, None))
+    peak = session_peak()
+    if bs is not None and bs.benchmarks and peak:
+        terminalreporter.write_line(f"nnbench: this session's peak resident memory was {peak / 1e9:.2f} GB")
     if bs is None or not bs.benchmarks or share is None:
         return
     busy = share > OTHERS_WARN

@@ -44,6 +44,9 @@ def machine_section(run: Run) -> str:
                       else "not measured"),
         *([("GPU GEMM peak", _gemm_peaks(gpu_peak) + f" (torch, {GPU_GEMM_N}² product, best of 5; the share of peak "
                                                       "of a CUDA implementation is of this)")] if gpu_peak else []),
+        ("peak resident memory", "not measured" if not meta.get("peak_rss_session") else
+         f"{meta['peak_rss_session'] / 1e9:.2f} GB: the whole session's highest resident memory (this process: "
+         "libraries, dataset, every implementation in turn)"),
         ("other processes", "not measured" if others is None else
          f"{100 * others:.1f}% of the machine's CPU time during the run"
          + (" ⚠ they competed with the benchmarks" if others > OTHERS_WARN else "")),

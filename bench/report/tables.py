@@ -139,6 +139,10 @@ ALLOC_NOTE = ("**Allocations per {per}** (counted on untimed {what}, by every co
               "events (CPU) or the caching allocator's counters (CUDA). Bytes are the sizes requested, summed, not a "
               "peak. Not seen: XLA's buffers (JAX keeps no statistics on the CPU), memory C libraries allocate "
               "themselves (OpenBLAS, OpenMP) and Python objects.)\n")
+HELD_NOTE = ("**Held by the network** (resident memory after it was built, checked against the reference and "
+             "warmed up, minus before, each read after freed memory was handed back: its weights, its copy of the "
+             "training set in native form, buffers it keeps between calls, code compiled for it. Shared libraries "
+             "were loaded before, so they are not in it.)\n")
 CUDA_NOTE = ("**Device memory** (CUDA: `torch.cuda.max_memory_allocated` / `max_memory_reserved` after a reset, "
              "around one untimed call; JAX cannot reset its peak, so its figure is the peak since the process "
              "started)\n")
@@ -182,7 +186,8 @@ def memory_tables(run: Run, phase: str) -> str:
     per = "step" if phase == "epoch" else "call"
     what = "mini-batches, the first few of the epoch" if phase == "epoch" else "calls"
     parts = [PEAK_NOTE, table(lambda t, b: peak_cell(t)), "\n" + ALLOC_NOTE.format(per=per, what=what),
-             table(lambda t, b: allocations_cell(t))]
+             table(lambda t, b: allocations_cell(t)), "\n" + HELD_NOTE,
+             table(lambda t, b: fmt_bytes(memory_of(t).get("held")))]
     if any(memory_of(t).get("cuda") for t in timed):
         def cuda_cell(t, b):
             cuda = memory_of(t).get("cuda")
@@ -351,11 +356,12 @@ def memory_page(run: Run) -> str:
         for impl in run.available:
             t = run.timing(TTA, impl, preset_name=preset)
             if t is not None and memory_of(t):
-                rows.append([preset, impl, peak_cell(t)])
+                rows.append([preset, impl, peak_cell(t), fmt_bytes(memory_of(t).get("held"))])
     if rows:
         parts.append(f"## {PHASES[TTA].title}\n\nThe largest over seeds of what one seed's whole run (training "
                      "and per-epoch evaluation) added to the resident memory; the high-water mark is reset "
-                     "before each seed.\n\n" + tabulate(rows, headers=["preset", "implementation", "peak memory"],
+                     "before each seed. Held = what the network held once set up, as above.\n\n"
+                     + tabulate(rows, headers=["preset", "implementation", "peak memory of a run", "held"],
                                                       tablefmt="github", disable_numparse=True) + "\n")
     return "\n".join(parts)
 

@@ -7,19 +7,21 @@ result after.
 from impls.core.check import assert_gradients_close
 
 from ..harness.phases import PHASES
-from ..harness.memory import measure
+from ..harness.memory import held_since, measure, settled
 from ..harness.timing import device_of, record
 
 PHASE = "backward"
 
 
 def test_backward(benchmark, prepare, bench, mnist, batch):
+    start = settled()
     ready, ref = prepare(bench.preset, batch)
     net, work = ready.net, PHASES[PHASE].workload(ready, mnist, batch)
     expected = ref.gradients(ready.X[:batch], ready.y[:batch])
     work()                                                   # warm-up at the timed shapes
     net.sync()
     memory = measure(work, net, device_of(net))              # untimed: one more call, then one counted
+    memory["held"] = held_since(start)
 
     cost, nablas = benchmark(work.fn, *work.args)
 

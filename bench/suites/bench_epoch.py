@@ -24,7 +24,7 @@ from impls.core.check import assert_close, assert_params_close
 from impls.core.train import timed_epoch
 
 from ..harness.phases import PHASES
-from ..harness.memory import count_allocations, cuda_peak_of, peak_rss_of, steps_of
+from ..harness.memory import count_allocations, cuda_peak_of, held_since, peak_rss_of, settled, steps_of
 from ..harness.timing import EPOCH_SUBSET_ABOVE, device_of, record
 
 PHASE = "epoch"
@@ -32,6 +32,7 @@ PHASE = "epoch"
 
 def test_epoch(benchmark, prepare, bench, mnist, batch):
     preset, mode = bench.preset, bench.mode
+    start = settled()
     ready, _ = prepare(preset, batch)
     net, n = ready.net, len(ready.X)
 
@@ -48,6 +49,7 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
     net.warm_up(batch, examples)                             # compile for both mini-batch sizes, untimed
     few = min(examples, 4 * batch)
     untimed_epoch(few)                                       # warm-up, so the estimate is not start-up time
+    held = held_since(start)
     device = device_of(net)
     work = prepared(few)
     allocations = count_allocations(lambda: timed_epoch(net, *work.args), net, steps_of(few, batch), device)
@@ -57,7 +59,7 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
     if seconds > EPOCH_SUBSET_ABOVE and mode.epoch_examples is None:
         examples = math.ceil(n / 10 / batch) * batch
         (seconds, expected_cost), memory = peak_rss_of(lambda: untimed_epoch(examples))
-    memory.update(allocations, steps_counted=steps_of(few, batch))
+    memory.update(allocations, steps_counted=steps_of(few, batch), held=held)
     if device == "cuda":
         memory["cuda"] = cuda_peak_of(lambda: untimed_epoch(examples), net)
     expected_params = net.get_params()

@@ -6,19 +6,21 @@ weights and inputs before timing (``prepare``), and the timed call's own output 
 from impls.core.check import assert_close
 
 from ..harness.phases import PHASES
-from ..harness.memory import measure
+from ..harness.memory import held_since, measure, settled
 from ..harness.timing import device_of, record
 
 PHASE = "forward"
 
 
 def test_forward(benchmark, prepare, bench, mnist, batch):
+    start = settled()
     ready, ref = prepare(bench.preset, batch)
     net, work = ready.net, PHASES[PHASE].workload(ready, mnist, batch)
     expected = ref.to_numpy(ref.feedforward(ref.asarray(mnist.X_test[:batch])))
     work()                                                   # warm-up at the timed shapes
     net.sync()
     memory = measure(work, net, device_of(net))              # untimed: one more call, then one counted
+    memory["held"] = held_since(start)
 
     out = benchmark(work.fn, *work.args)
 

@@ -23,7 +23,7 @@ from impls.core.errors import DivergedError
 from impls.core.presets import PRESETS
 from impls.core.train import RunResult, train
 
-from ..harness.memory import PeakWatch
+from ..harness.memory import PeakWatch, held_since, settled
 from ..harness.timing import record_spread
 
 PHASE = "time-to-accuracy"
@@ -72,10 +72,12 @@ def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
 def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, seeds):
     mode = bench.mode
     preset = plan(preset_name, mode)
+    start = settled()
     ready, _ = prepare(preset, preset.batch())                # checked: a short epoch at the preset's batch
     net, batch = ready.net, preset.batch(len(ready.X))
     net.train_epoch(np.arange(batch), batch, preset.lr)      # warm-up: one step at the real shapes
     net.sync()
+    held = held_since(start)
 
     runs, watch = [], PeakWatch()
     next_seed = iter(seeds)
@@ -103,7 +105,7 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
                  to_target=mode.tta_to_target, seeds=runs, median_final_accuracy=median_final,
                  median_time_to_target=statistics.median(reached) if reached else None,
                  reached=len(reached), stalled=len(runs) - len(reached), compile_seconds=net.compile_seconds,
-                 memory={"peak_rss": max(peaks) if peaks else None,
+                 memory={"peak_rss": max(peaks) if peaks else None, "held": held,
                          "resident_before": runs[0].get("memory", {}).get("resident_before") if runs else None},
                  status="failed" if failures else "passed")
     record_spread(benchmark, net)
