@@ -27,7 +27,11 @@ def test_bench_smoke_mode_runs_and_renders(tmp_path, mnist):
     assert report.main([str(run_json), "--out", str(tmp_path / "results")]) == 0
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "`smoke test`" in readme and report.FAILED not in readme
-    assert ["MNIST from", mnist.source] in [[c.strip() for c in line.split("|")[1:3]] for line in readme.splitlines()]
+    rows = {cells[0]: cells[1] for line in readme.splitlines()
+            if len(cells := [c.strip() for c in line.split("|")[1:3]]) == 2}
+    assert rows["MNIST from"].startswith(f"{mnist.source} (") and "MB in memory, held once" in rows["MNIST from"]
+    assert rows["peak resident memory"].endswith("every implementation in turn)")       # the session's, recorded
+    assert "## Peak resident memory" not in readme and "**Peak resident memory**" in readme
     for impl, reason in available().items():
         if reason is None:
             headline = readme[readme.index("## Headline"):]
