@@ -61,6 +61,13 @@ def test_rounds_needed_follows_from_the_exact_test():
     assert compare.rounds_needed(0.05) == 4 and compare.rounds_needed(0.01) == 5
 
 
+def test_the_modes_time_enough_epoch_rounds_for_a_decision():
+    from bench.harness.phases import MODES
+    for mode in ("full", "quick"):
+        low = MODES[mode].epoch_rounds[0]
+        assert compare.smallest_p(low, low) < compare.ALPHA / 2, mode      # with a round to spare
+
+
 def test_a_baseline_without_round_times_is_undecided():
     v = compare.decide(None, STEADY)
     assert v.verdict == compare.UNDECIDED and "--benchmark-save-data" in v.why
