@@ -204,17 +204,17 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
 
 def machine_folders(directory: Path) -> tuple[list[Path], list[str]]:
     """A folder of machines: each sub-folder's run (its ``benchmark.json``, as results/ holds, else the
-    newest ``NNNN_*.json``, as a pytest-benchmark storage folder holds), and the sub-folders with a
-    README.md but no run (studies, profiles)."""
+    newest ``NNNN_*.json``, as a pytest-benchmark storage folder holds), and the other sub-folders
+    (studies, profiles)."""
     found, others = [], []
     for sub in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if sub.name == "failed":
+        if sub.name in ("failed", "quick"):       # diverted sessions; make bench-quick's own comparison
             continue
         saved = sorted(sub.glob("[0-9][0-9][0-9][0-9]_*.json"))
         run = sub / "benchmark.json" if (sub / "benchmark.json").is_file() else saved[-1] if saved else None
         if run:
             found.append(run)
-        elif (sub / "README.md").is_file():
+        elif any(sub.iterdir()):
             others.append(sub.name)
     return found, others
 
