@@ -305,9 +305,11 @@ def pytest_sessionstart(session):
     if ours and bs is not None and not bs.compare:
         raise pytest.UsageError("--bench-compare-fail needs --benchmark-compare (the run to compare against)")
     if bs is not None and (bs.compare_fail or ours) and not bs.compared_mapping:
+        label = session.config.stash.get(MACHINE, None)
         raise pytest.UsageError(
-            f"--benchmark-compare-fail: there is no saved benchmark run to compare against in "
-            f"{bs.storage}; run `make bench` (or `make bench-quick`) first")
+            f"{'--bench-compare-fail' if ours else '--benchmark-compare-fail'}: there is no saved benchmark run "
+            f"to compare against in {bs.storage}/{label} (machine {label!r}); run `make bench` (or `make "
+            "bench-quick`) on it first")
 
 
 # -- machine -------------------------------------------------------------------------------
