@@ -13,11 +13,16 @@ NAME   ?=
 # specs separated by commas (README, "Benchmark your own implementation"); the module must be
 # importable (PYTHONPATH). Installed packages' entry points need nothing here.
 IMPLS  ?=
-# `make compare` fails when a benchmark's median is this much slower than in the last saved run.
-# 15%: on this 2-core machine, idle, the same benchmark's median moved by up to ~10% between runs
-# (reference epoch at batch 10: 3.07-3.40 s; numpy: 303-308 ms), so 15% is a slow-down, not jitter.
-# A busy machine moves them far more: the session's last line says how much CPU others took.
-COMPARE_FAIL ?= median:15%
+# `make compare` fails when a benchmark is slower than in this machine's last saved run by a
+# statistically significant amount (Mann-Whitney U on the rounds, alpha 0.05: bench/harness/compare.py)
+# AND its median grew by more than this many percent. 15: on this 2-core machine, idle, the same
+# benchmark's median moved by up to ~10% between runs (reference epoch at batch 10: 3.07-3.40 s;
+# numpy: 303-308 ms). A busy machine moves them far more: the session's last line says how much
+# CPU others took.
+COMPARE_FAIL ?= 15
+# This machine's label (--bench-machine): its history folder .benchmarks/<label>/ and its folder
+# under results/. Empty: the CPU model, logical CPUs and GPU (e.g. intel-xeon-2cpu).
+MACHINE ?=
 ARGS   ?=
 
 ifneq ($(IMPLS),)
@@ -68,16 +73,19 @@ train: $(STAMP)
 check: $(STAMP)
 	$(VENV)/bin/nnbench check $(IMPL) $(ARGS)
 
-# The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved to
-# the history in .benchmarks/<machine>/ (the --benchmark-compare baseline); a failed one goes to
-# .benchmarks/failed/ instead (bench/harness/plugin.py). Either way $(3) is rendered from the run's
-# JSON, failures marked, and make exits with pytest's status; an interrupted run (status > 1)
-# leaves it as it was. bench-quick renders into results/quick/ so it never replaces the full run's tables.
+# The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved, with
+# every round's time, to the history in .benchmarks/<machine label>/ (the --benchmark-compare
+# baseline); a failed one goes to .benchmarks/failed/ instead (bench/harness/plugin.py). Either way
+# $(3)/<machine label>/ is rendered from the run's JSON, failures marked, then $(3)/README.md, every
+# machine in $(3) side by side; make exits with pytest's status; an interrupted run (status > 1)
+# leaves them as they were. bench-quick renders into results/quick/ so it never replaces the full run's tables.
+MACHINE_ARG = $(if $(MACHINE),--bench-machine=$(MACHINE))
 define run_bench
 	@mkdir -p .benchmarks && rm -f .benchmarks/last-$(1).json
 	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m pytest bench --bench-mode=$(1) --benchmark-autosave \
-	    --benchmark-json=.benchmarks/last-$(1).json $(ARGS) || status=$$?; \
-	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out $(3) || status=$$?; \
+	    --benchmark-save-data --benchmark-json=.benchmarks/last-$(1).json $(MACHINE_ARG) $(ARGS) || status=$$?; \
+	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out '$(3)/{machine}' \
+	    && $(PY) -m bench.report $(3) --out $(3) || status=$$?; \
 	else echo "make: pytest exited with status $$status: $(3) left as it was" >&2; fi; \
 	exit $$status
 endef
@@ -88,9 +96,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(call run_bench,quick,make bench-quick,results/quick)
 
-# Re-run the MODE (default quick) suites against the last saved run; saves nothing.
+# Re-run the MODE (default quick) suites against this machine's last saved run; saves nothing.
+# Each benchmark is reported faster, slower, noise, or too few rounds to decide.
 compare: $(STAMP)
-	$(PY) -m pytest bench --bench-mode=$(MODE) --benchmark-compare --benchmark-compare-fail=$(COMPARE_FAIL) $(ARGS)
+	$(PY) -m pytest bench --bench-mode=$(MODE) --benchmark-compare --bench-compare-fail=$(COMPARE_FAIL) $(MACHINE_ARG) $(ARGS)
 
 # py-spy flamegraph + speedscope profile of one implementation and phase, under results/profiles/.
 profile: $(STAMP)

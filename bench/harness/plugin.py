@@ -15,6 +15,13 @@
 - ``--benchmark-compare-fail`` without a saved run is a usage error before anything runs.
 - Machine info (pytest-benchmark's hook) gains what decides the speed of this code: CPU,
   cores, thread pools, BLAS, library versions, GPU.
+- Every run carries a machine label (``--bench-machine``, default ``machine.this_label()``),
+  recorded as ``nnbench.machine``; pytest-benchmark's history folder is that label instead of
+  its OS/Python id, so each machine has its own baselines in ``<storage>/<label>/``. Comparing
+  against a run of another label is a usage error unless ``--bench-compare-other-machine``.
+- With ``--benchmark-compare``, each benchmark is judged against the baseline's raw samples
+  (``bench/harness/compare.py``: faster, slower, noise, or too few rounds to decide);
+  ``--bench-compare-fail=PCT`` fails the run on a significant slowdown beyond PCT percent.
 
 ``bench/conftest.py`` imports these hooks; ``pytest -p bench.harness.plugin`` loads them alone.
 It relies on pytest-benchmark internals (its session object's storage and save/compare
@@ -27,12 +34,14 @@ import shlex
 import time
 
 import pytest
+from tabulate import tabulate
 
 from impls.core.argtypes import thread_count
 from impls.core.presets import PRESETS
 from impls.core.threads import usable_cpus
 
-from .machine import describe
+from . import compare
+from .machine import check_label, describe, label_of, this_label
 from .memory import session_peak
 from .phases import MODES
 from .timing import OTHERS_WARN, measured_peak
@@ -44,6 +53,7 @@ DATA_SOURCE = pytest.StashKey[str]()       # the MNIST directory (bench/conftest
 DATA_BYTES = pytest.StashKey[int]()        # what the loaded MNIST arrays occupy
 CPU_AT_START = pytest.StashKey[tuple]()
 SESSION = pytest.StashKey[pytest.Session]()
+MACHINE = pytest.StashKey[str]()           # this run's machine label
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
 
 
@@ -62,10 +72,45 @@ def pytest_addoption(parser):
     group.addoption("--bench-impl", action="append", default=[], metavar="SPEC",
                     help="also benchmark your own implementation, [NAME=]module:Class[(option=value, ...)] "
                          "(repeatable; $NNBENCH_IMPLS does the same)")
+    group.addoption("--bench-machine", metavar="NAME", default=None,
+                    help="this machine's label: its history folder (<storage>/NAME/) and its column when "
+                         "machines are compared. Default: CPU model, logical CPUs and GPU, e.g. "
+                         f"{this_label()} here")
+    group.addoption("--bench-compare-other-machine", action="store_true", default=False,
+                    help="let --benchmark-compare use a baseline recorded under another machine label "
+                         "(refused otherwise: another machine's times say nothing about a change here)")
+    group.addoption("--bench-compare-fail", metavar="PCT", type=_percent, default=None,
+                    help="with --benchmark-compare: fail when a benchmark is slower than the baseline by a "
+                         "statistically significant amount (Mann-Whitney U on the rounds) AND its median grew "
+                         "by more than PCT percent (e.g. 15)")
+    group.addoption("--bench-alpha", type=float, default=compare.ALPHA, metavar="P",
+                    help=f"significance level of that test (two-sided). Default: {compare.ALPHA}")
+
+
+def _percent(text: str) -> float:
+    import argparse
+    try:
+        value = float(str(text).rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage (e.g. 15)")
+    return value
 
 
 def pytest_configure(config):
     config.stash[CPU_AT_START] = _cpu_clock()
+    name = config.getoption("bench_machine", default=None)
+    try:
+        label = check_label(name) if name else this_label()
+    except ValueError as exc:
+        raise pytest.UsageError(f"--bench-machine: {exc}") from None
+    config.stash[MACHINE] = label
+    # pytest-benchmark names its history folder get_machine_id() (OS, Python, word size: the same on
+    # every Linux box) when its session is made, in its own pytest_configure (trylast, after this
+    # one): from here on it is the label, so each machine keeps its own baselines.
+    import pytest_benchmark.session
+    pytest_benchmark.session.get_machine_id = lambda: label
     from impls.core.errors import NnbenchError
     from impls.core.registry import register
     for spec in config.getoption("bench_impl", default=[]) or []:
@@ -193,6 +238,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "data": config.stash.get(DATA_SOURCE, None),
         "dataset_bytes": config.stash.get(DATA_BYTES, None),
         "peak_rss_session": session_peak(),
+        "machine": config.stash.get(MACHINE, None),
         "session": ("interrupted" if config.stash.get(STOPPED, None)
                     else "failed" if session_failed(config) else "passed"),
         "stopped": config.stash.get(STOPPED, None),
@@ -262,10 +308,15 @@ def pytest_terminal_summary_fail_on_regression(terminalreporter, config):
 def pytest_sessionstart(session):
     session.config.stash[SESSION] = session
     bs = getattr(session.config, "_benchmarksession", None)
-    if bs is not None and bs.compare_fail and not bs.compared_mapping:
+    ours = session.config.getoption("bench_compare_fail", default=None) is not None
+    if ours and bs is not None and not bs.compare:
+        raise pytest.UsageError("--bench-compare-fail needs --benchmark-compare (the run to compare against)")
+    if bs is not None and (bs.compare_fail or ours) and not bs.compared_mapping:
+        label = session.config.stash.get(MACHINE, None)
         raise pytest.UsageError(
-            f"--benchmark-compare-fail: there is no saved benchmark run to compare against in "
-            f"{bs.storage}; run `make bench` (or `make bench-quick`) first")
+            f"{'--bench-compare-fail' if ours else '--benchmark-compare-fail'}: there is no saved benchmark run "
+            f"to compare against in {bs.storage}/{label} (machine {label!r}); run `make bench` (or `make "
+            "bench-quick`) on it first")
 
 
 # -- machine -------------------------------------------------------------------------------
@@ -274,3 +325,65 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     for volatile in ("hz_actual", "hz_actual_friendly"):   # changes run to run; would flag every compare
         cpu.pop(volatile, None)
     machine_info["nnbench"] = describe()
+
+
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
+    """A baseline from another machine label is refused (pytest-benchmark only warns)."""
+    ours, theirs = config.stash.get(MACHINE, None), label_of(compared_benchmark)
+    if ours and theirs != ours and not config.getoption("bench_compare_other_machine", default=False):
+        raise pytest.UsageError(
+            f"--benchmark-compare: the baseline was measured on machine {theirs!r}, this is {ours!r}; compare "
+            "runs of one machine (--bench-machine), or pass --bench-compare-other-machine to do it on purpose")
+
+
+# -- compare: faster, slower, or noise -------------------------------------------------------
+@pytest.hookimpl(trylast=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_compare(terminalreporter, config):
+    """Per benchmark against each baseline: the verdict of ``compare.decide`` on the raw samples;
+    a significant slowdown beyond --bench-compare-fail fails the run."""
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is None or not bs.compared_mapping or not bs.benchmarks:
+        return
+    fail = config.getoption("bench_compare_fail", default=None)
+    alpha = config.getoption("bench_alpha", default=compare.ALPHA)
+    threshold = compare.THRESHOLD if fail is None else fail
+    regressions = []
+    for path, baseline in bs.compared_mapping.items():
+        rows, counts = [], {}
+        for bench in bs.benchmarks:
+            before = baseline.get(bench.fullname)
+            if before is None or not bench:
+                continue
+            if bench.extra_info.get("status", "passed") != "passed":
+                rows.append([bench.name, "", "", "", "", "", "", "this run's test failed: not compared"])
+                continue
+            old, new = before["stats"].get("data"), list(bench.stats.data)
+            v = compare.decide(old, new, alpha, threshold)
+            counts[v.verdict] = counts.get(v.verdict, 0) + 1
+            if v.regression:
+                regressions.append(bench.name)
+            rows.append([bench.name, f"{v.rounds[0]} / {v.rounds[1]}", compare.fmt_seconds(before["stats"]["median"]),
+                         compare.fmt_seconds(bench.stats.median),
+                         "" if v.change is None else f"{100 * v.change:+.1f}%",
+                         "" if v.p is None else f"{v.p:.2g}",
+                         v.verdict.upper() if v.regression else v.verdict, v.why])
+        if not rows:
+            continue
+        terminalreporter.write_sep("-", f"nnbench compare against {path}")
+        terminalreporter.write_line(
+            f"Mann-Whitney U on each benchmark's rounds, two-sided, alpha {alpha:g}; "
+            + (f"a run fails on a significant slowdown beyond {fail:g}%" if fail is not None
+               else "no --bench-compare-fail: the run does not fail on a slowdown"))
+        terminalreporter.write_line(tabulate(
+            rows, headers=["benchmark", "rounds (before / now)", "median before", "median now", "change", "p",
+                           "verdict", ""], disable_numparse=True))
+        terminalreporter.write_line(
+            "nnbench compare: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    if regressions and fail is not None:
+        terminalreporter.write_line(
+            f"nnbench: {len(regressions)} benchmark(s) significantly slower than the baseline by more than {fail:g}%: "
+            + ", ".join(regressions), red=True, bold=True)
+        config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif fail is not None:
+        terminalreporter.write_line(f"nnbench: no regression (no benchmark significantly slower by more than "
+                                    f"{fail:g}%)", green=True)

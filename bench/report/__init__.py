@@ -1,13 +1,20 @@
 """Render results/ from the pytest-benchmark JSON the suites in bench/suites/ write.
 
-    python -m bench.report RUN.json [--out results]
+    python -m bench.report RUN.json [--out results]            one run: its machine's report
+    python -m bench.report A.json B.json ... [--out DIR]       several machines side by side
+    python -m bench.report results [--out results]             the same, one run per sub-folder
 
-Writes (through ``writing.write_all``: all or nothing):
+One run writes (through ``writing.write_all``: all or nothing):
 
-    benchmark.json            the run, as pytest-benchmark wrote it (regenerate tables from it)
+    benchmark.json            the run, as pytest-benchmark wrote it, every round's time included
     <phase>.md                one per declared phase (bench/harness/phases.py)
     README.md                 machine, command, headline table, every table, failures
     epoch-vs-batch.png  tta-<preset>.png      (needs matplotlib: the `plots` extra)
+
+``{machine}`` in ``--out`` becomes the run's machine label (``results/{machine}``). Several runs,
+one per machine label, write README.md and machines-epoch.png (``machines``): a folder given as a
+run stands for the run in each of its sub-folders (``benchmark.json``, or the newest saved
+``NNNN_*.json`` of a ``--benchmark-storage`` folder).
 
 ``reading`` loads a run, ``tables`` renders Markdown, ``plots`` the figures, ``writing`` the
 files. Tables come from pytest-benchmark's statistics and the suites' ``extra_info``; a run
@@ -17,44 +24,102 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
+from . import machines
 from .plots import plot_names, plots
 from .reading import ReportError, Run, Timing, load
 from .tables import FAILED, render
 from .writing import write_all
 
-__all__ = ["FAILED", "ReportError", "Run", "Timing", "build", "load", "main", "render", "write_all"]
+__all__ = ["FAILED", "ReportError", "Run", "Timing", "build", "build_machines", "load", "main", "render", "write_all"]
+
+MACHINE = "{machine}"
+
+
+def dumps(data: dict) -> bytes:
+    """The run as indented JSON, each benchmark's round times (``stats.data``) on one line."""
+    rounds = []
+    for bench in data.get("benchmarks", []):
+        stats = bench.get("stats") or {}
+        if isinstance(stats.get("data"), list):
+            rounds.append(json.dumps(stats["data"]))
+            stats["data"] = f"@@rounds{len(rounds) - 1}@@"
+    text = json.dumps(data, indent=1)
+    for i, line in enumerate(rounds):
+        text = text.replace(f'"@@rounds{i}@@"', line, 1)
+    return text.encode()
 
 
 def build(json_path, out_dir) -> tuple[list[str], Run]:
-    """Render everything for ``json_path`` into ``out_dir``; returns the file names written and the run."""
+    """Render everything for ``json_path`` into ``out_dir`` (``{machine}`` in it: the run's label);
+    returns the file names written and the run."""
     run, data = load(json_path), json.loads(Path(json_path).read_text())
-    for bench in data["benchmarks"]:
-        bench.get("stats", {}).pop("data", None)     # every round's time: megabytes, and the stats hold it
     files = {name: text.encode() for name, text in render(run, plot_names(run)).items()}
     files.update(plots(run))
-    files["benchmark.json"] = json.dumps(data, indent=1).encode()
-    write_all(Path(out_dir), files)
+    files["benchmark.json"] = dumps(data)
+    write_all(Path(str(out_dir).replace(MACHINE, run.label)), files)
     return sorted(files), run
+
+
+def build_machines(sources, out_dir, relative_to=None, command=None) -> tuple[list[str], list[Run]]:
+    """Render the comparison of several machines' runs (files, or folders of one sub-folder per machine)."""
+    from ..harness.machine import this_label
+    out_dir = Path(out_dir)
+    paths, others = [], []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found, extra = machines.machine_folders(source)
+            if not found:
+                raise ReportError(f"{source}: no machine's run in it (expected <machine>/benchmark.json or "
+                                  "<machine>/NNNN_*.json)")
+            paths += found
+            others += extra if source.resolve() == out_dir.resolve() else []
+        else:
+            paths.append(source)
+    runs = [load(p) for p in paths]
+    machines.check_distinct(runs, [str(p) for p in paths])
+    base = machines.choose_base(runs, relative_to, this_label())
+    links = {r.label: target for r, p in zip(runs, paths) if (target := machines.link(p, out_dir))}
+    files = machines.render(runs, base, links, command or "python -m bench.report", others)
+    write_all(out_dir, files)
+    return sorted(files), runs
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
-    parser.add_argument("json", help="pytest-benchmark JSON written by `pytest bench --benchmark-json=FILE`")
-    parser.add_argument("--out", default="results", help="directory to write into (default: results)")
-    args = parser.parse_args(argv)
+    parser.add_argument("json", nargs="+", metavar="RUN",
+                        help="pytest-benchmark JSON written by `pytest bench --benchmark-json=FILE` (or saved by "
+                             "--benchmark-autosave); several, one per machine, or a folder with one sub-folder "
+                             "per machine (results/, a --benchmark-storage folder): the machines side by side")
+    parser.add_argument("--out", default="results",
+                        help="directory to write into (default: results); {machine} in it becomes the run's "
+                             "machine label (one run only)")
+    parser.add_argument("--relative-to", metavar="MACHINE",
+                        help="the machine label the speedups of a comparison are relative to (default: this "
+                             "machine's if it is among them, else the first)")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    several = len(args.json) > 1 or Path(args.json[0]).is_dir()
     try:
-        names, run = build(args.json, args.out)
+        if several and MACHINE in args.out:
+            raise ReportError(f"--out {args.out}: {MACHINE} names one run's machine; a comparison needs one folder")
+        if not several and args.relative_to:
+            raise ReportError("--relative-to compares machines: give several runs (or a folder of machines)")
+        if several:
+            command = shlex.join(["python", "-m", "bench.report", *(argv if argv is not None else sys.argv[1:])])
+            names, runs = build_machines(args.json, args.out, args.relative_to, command)
+            print(f"bench.report: compared {', '.join(r.label for r in runs)}; wrote {', '.join(names)} "
+                  f"into {args.out}/")
+            return 0
+        names, run = build(args.json[0], args.out)
     except ReportError as exc:
         print(f"bench.report: error: {exc}", file=sys.stderr)
         return 1
-    print(f"bench.report: wrote {', '.join(names)} into {args.out}/")
+    print(f"bench.report: wrote {', '.join(names)} into {args.out.replace(MACHINE, run.label)}/")
     stop = run.meta.get("stopped")
     if stop:
         print(f"bench.report: the session stopped part-way ({stop.get('reason')}): {stop.get('tests_run')} of "
               f"{stop.get('tests_collected')} benchmarks ran; every file says so at its top", file=sys.stderr)
     return 0
-
-

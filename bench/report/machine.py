@@ -35,7 +35,7 @@ def machine_section(run: Run) -> str:
         ("date (UTC)", run.datetime),
         ("commit", f"{commit.get('id', '?')[:12]} on {commit.get('branch', '?')}"
                    + (" (uncommitted changes)" if commit.get("dirty") else "")),
-        ("machine", str(m.get("node"))),
+        ("machine", f"`{run.label}` (host {m.get('node')}; the label is set by `--bench-machine`)"),
         ("threads pinned", str(meta.get("pinned_threads"))),
         ("MNIST from", str(meta.get("data") or "not recorded")
                        + (f" ({meta['dataset_bytes'] / 1e6:.0f} MB in memory, held once)" if meta.get("dataset_bytes") else "")),

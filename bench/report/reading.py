@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..harness.machine import label_of
 from ..harness.phases import REFERENCE
 from ..harness.timing import spread
 
@@ -59,6 +60,7 @@ class Run:
     commit: dict
     datetime: str
     impls: list[str] = field(default_factory=list)
+    label: str = ""                  # the machine label (bench/harness/machine.py)
 
     def outcome(self, phase, impl, **params) -> dict | None:
         for o in self.meta.get("outcomes", []):
@@ -103,6 +105,6 @@ def load(path) -> Run:
     impls += sorted({t.impl for t in timings} - set(impls))
     impls.sort(key=lambda i: BASELINES.index(i) if i in BASELINES else len(BASELINES))
     return Run(timings, meta, data.get("machine_info", {}), data.get("commit_info", {}),
-               data.get("datetime", "?"), impls)
+               data.get("datetime", "?"), impls, label_of(data))
 
 

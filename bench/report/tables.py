@@ -379,7 +379,7 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
         "# Results", "", *([note] if note else []),
         f"Written by `python -m bench.report` from [benchmark.json](benchmark.json), produced by "
         f"`{run.meta.get('command')}`. Regenerate the tables from it with "
-        "`python -m bench.report results/benchmark.json`.", "",
+        "`python -m bench.report benchmark.json --out .` in this folder.", "",
         "## Machine", "", machine_section(run),
         *([("Implementations not built into nnbench: " + "; ".join(f"`{i}` ({s})" for i, s in own.items()) + ".\n")]
           if own else []),

@@ -1,0 +1,227 @@
+"""Several machines' runs side by side: per phase, implementation x machine tables (time, and
+speedup relative to one chosen machine), each machine's description, and a plot.
+
+    python -m bench.report A.json B.json ... --out DIR      (or a folder of machines: results/)
+
+A machine is a run's label (``nnbench.machine``, bench/harness/machine.py): one run per label.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from tabulate import tabulate
+
+from ..harness.phases import BATCH_PHASES, PHASES
+from .machine import machine_section
+from .reading import BASELINES, ReportError, Run
+from .tables import (FAILED, HEADLINE_BATCHES, TTA, batch_label, batches, epoch_seconds, fmt_s, fmt_spread, fmt_time,
+                     missing_cell, tta_presets)
+
+PLOT = "machines-epoch.png"
+#: every machine's times are also shown relative to this implementation on the base machine: the
+#: one yardstick when machines ran different implementations (a GPU box only its CUDA ones)
+YARDSTICK = "numpy"
+
+
+def choose_base(runs: list[Run], wanted: str | None, here: str | None) -> Run:
+    """The machine speedups are relative to: ``wanted`` (an error if no run has it), else the
+    machine rendering the report when it is one of them, else the first."""
+    labels = [r.label for r in runs]
+    if wanted:
+        if wanted not in labels:
+            raise ReportError(f"--relative-to {wanted!r}: no run from that machine; the machines are "
+                              + ", ".join(labels))
+        return runs[labels.index(wanted)]
+    return runs[labels.index(here)] if here in labels else runs[0]
+
+
+def check_distinct(runs: list[Run], sources: list[str]) -> None:
+    seen = {}
+    for run, source in zip(runs, sources):
+        if run.label in seen:
+            raise ReportError(f"{seen[run.label]} and {source} are both from machine {run.label!r}: give one run "
+                              "per machine (set each machine's label with --bench-machine)")
+        seen[run.label] = source
+
+
+def implementations(runs: list[Run]) -> list[str]:
+    names = list(dict.fromkeys(i for r in runs for i in r.available))
+    return sorted(names, key=lambda i: BASELINES.index(i) if i in BASELINES else len(BASELINES))
+
+
+def _cell(run: Run, phase: str, impl: str, batch: int) -> str:
+    t = run.timing(phase, impl, batch=batch)
+    if t is None or not t.passed:
+        return FAILED if t is not None else missing_cell(run, phase, impl, batch=batch)
+    return fmt_time(epoch_seconds(t) if phase == "epoch" else t.median) + fmt_spread(t)
+
+
+def _speedup(run: Run, base: Run, phase: str, impl: str, batch: int, base_impl: str | None = None) -> str:
+    t, b = run.timing(phase, impl, batch=batch), base.timing(phase, base_impl or impl, batch=batch)
+    if t is None or b is None or not (t.passed and b.passed):
+        return "—"
+    return f"{b.per_example / t.per_example:.2f}×"
+
+
+def phase_table(runs: list[Run], base: Run, phase: str, batch: int) -> str:
+    others = [r for r in runs if r is not base]
+    headers = (["implementation"] + [f"`{r.label}`" for r in runs] + [f"`{r.label}` vs `{base.label}`" for r in others]
+               + [f"`{r.label}` vs `{YARDSTICK}` on `{base.label}`" for r in runs])
+    body = []
+    for impl in implementations(runs):
+        cells = [_cell(r, phase, impl, batch) for r in runs]
+        if any(c not in ("", "skipped") for c in cells):
+            body.append([impl] + cells + [_speedup(r, base, phase, impl, batch) for r in others]
+                        + [_speedup(r, base, phase, impl, batch, YARDSTICK) for r in runs])
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) if body else "No runs."
+
+
+def phase_section(runs: list[Run], base: Run, phase: str) -> str:
+    cols = sorted({b for r in runs for b in batches(r, phase)})
+    if not cols:
+        return "No benchmarks of this phase in these runs.\n"
+    what = PHASES[phase].timed
+    return (f"Time ({what}, ±IQR as % of the median, ⚠ unstable, ‡ other processes shared the CPUs) on each "
+            f"machine; then each machine's speedup over `{base.label}` on the same implementation, and over "
+            f"`{YARDSTICK}` on `{base.label}` (that time per example / this one's; — where either did not run). "
+            "Empty: that machine's run did not include it.\n\n"
+            + "\n\n".join(f"### {batch_label(b)}\n\n{phase_table(runs, base, phase, b)}" for b in cols) + "\n")
+
+
+def _tta_cell(run: Run, impl: str, preset: str) -> str:
+    t = run.timing(TTA, impl, preset_name=preset)
+    if t and t.passed:
+        return (f"{fmt_s(t.extra.get('median_time_to_target'))} "
+                f"({t.extra.get('reached')}/{len(t.extra.get('seeds', []))} seeds)")
+    outcome = run.outcome(TTA, impl, preset_name=preset) or {}
+    return (FAILED if t or outcome.get("status") == "failed"
+            else "not run" if outcome.get("status") == "skipped" else "")
+
+
+def headline(runs: list[Run], base: Run) -> str:
+    """Epoch time at the headline batch sizes and time to target: a row per implementation and
+    machine that ran it."""
+    presets = list(dict.fromkeys(p for r in runs for p in tta_presets(r)))
+    headers = (["implementation", "machine"] + [f"epoch {batch_label(b)}" for b in HEADLINE_BATCHES]
+               + [f"epoch {batch_label(HEADLINE_BATCHES[0])} vs `{YARDSTICK}` on `{base.label}`"]
+               + [f"time to target: {p}" for p in presets])
+    body = []
+    for impl in implementations(runs):
+        for r in runs:
+            cells = [_cell(r, "epoch", impl, b) for b in HEADLINE_BATCHES]
+            cells += [_speedup(r, base, "epoch", impl, HEADLINE_BATCHES[0], YARDSTICK)]
+            cells += [_tta_cell(r, impl, p) for p in presets]
+            if any(c not in ("", "skipped", "not run", "—") for c in cells):
+                body.append([impl, f"`{r.label}`"] + cells)
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+
+
+def describe(run: Run) -> str:
+    nn = run.machine.get("nnbench", {})
+    gpu = (nn.get("gpu") or "none").split(" (")[0]
+    return f"{nn.get('cpu', '?')}, {nn.get('logical_cpus', '?')} logical CPUs; GPU: {gpu}"
+
+
+def machines_table(runs: list[Run], links: dict[str, str]) -> str:
+    body = [[f"[`{r.label}`]({links[r.label]})" if r.label in links else f"`{r.label}`", describe(r),
+             str(r.meta.get("mode")), f"`{r.meta.get('command')}`", r.datetime[:16].replace("T", " "),
+             (r.commit.get("id") or "?")[:12] + (" (dirty)" if r.commit.get("dirty") else "")]
+            for r in runs]
+    return tabulate(body, headers=["machine", "CPU and GPU", "mode", "command", "date (UTC)", "commit"],
+                    tablefmt="github", disable_numparse=True) + "\n"
+
+
+def plot(runs: list[Run]) -> bytes | None:
+    """Epoch time per implementation at the headline batch sizes, one bar per machine (log scale)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    impls = [i for i in implementations(runs)
+             if any(r.timing("epoch", i, batch=b) for r in runs for b in HEADLINE_BATCHES)]
+    if not impls:
+        return None
+    fig, axes = plt.subplots(1, len(HEADLINE_BATCHES), figsize=(11, 0.45 * len(impls) * len(runs) + 1.5),
+                             sharey=True)
+    height = 0.8 / len(runs)
+    for ax, b in zip(axes, HEADLINE_BATCHES):
+        for k, r in enumerate(runs):
+            ys, xs = [], []
+            for y, impl in enumerate(impls):
+                t = r.timing("epoch", impl, batch=b)
+                if t is not None and t.passed:
+                    ys.append(y + k * height)
+                    xs.append(epoch_seconds(t))
+            ax.barh(ys, xs, height=height, label=r.label)
+        ax.set(xscale="log", xlabel="seconds per epoch (log)", title=f"epoch, {batch_label(b)}")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    axes[0].set_yticks([y + height * (len(runs) - 1) / 2 for y in range(len(impls))], impls)
+    axes[0].invert_yaxis()
+    handles = {}
+    for ax in axes:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)),
+               fontsize="small", bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle("Epoch time per machine (preset of each run's phase tables)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extra_dirs=()) -> dict[str, bytes]:
+    """README.md (and the plot) comparing ``runs``; ``links``: label -> that machine's own report."""
+    figure = plot(runs)
+    interrupted = [r.label for r in runs if r.meta.get("session") != "passed"]
+    text = "\n".join([
+        "# Results", "",
+        f"{len(runs)} machines side by side, written by `python -m bench.report` from each machine's "
+        f"`benchmark.json` (`{command}` regenerates this file). Each machine's own report, with every table "
+        "and plot of its run, is in its folder.", "",
+        *([f"> Not a passed session: {', '.join(f'`{m}`' for m in interrupted)}; their tables are incomplete "
+           "or include failures (see their folders).\n"] if interrupted else []),
+        "## Machines", "", machines_table(runs, links),
+        "Runs of different modes time different batch sizes and presets: a cell is empty where a machine's "
+        "run did not include it.", "",
+        "## Headline", "",
+        "Seconds per epoch of the preset's training set (±IQR) and median training seconds to the preset's "
+        "target (seeds that reached it), per machine.", "", headline(runs, base),
+        *([f"![Epoch time per machine]({PLOT})", ""] if figure else []),
+        *(f"## {p.title}\n\n{phase_section(runs, base, p.name)}" for p in BATCH_PHASES),
+        "## Each machine", "",
+        *(f"### `{r.label}`\n\n{machine_section(r)}" for r in runs),
+        *(["## Other results here", "", "".join(f"- [{d}/]({d}/)\n" for d in extra_dirs)] if extra_dirs else []),
+    ])
+    files = {"README.md": text.encode()}
+    if figure:
+        files[PLOT] = figure
+    return files
+
+
+def machine_folders(directory: Path) -> tuple[list[Path], list[str]]:
+    """A folder of machines: each sub-folder's run (its ``benchmark.json``, as results/ holds, else the
+    newest ``NNNN_*.json``, as a pytest-benchmark storage folder holds), and the other sub-folders
+    (studies, profiles)."""
+    found, others = [], []
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.name in ("failed", "quick"):       # diverted sessions; make bench-quick's own comparison
+            continue
+        saved = sorted(sub.glob("[0-9][0-9][0-9][0-9]_*.json"))
+        run = sub / "benchmark.json" if (sub / "benchmark.json").is_file() else saved[-1] if saved else None
+        if run:
+            found.append(run)
+        elif any(sub.iterdir()):
+            others.append(sub.name)
+    return found, others
+
+
+def link(path: Path, out_dir: Path) -> str | None:
+    """The relative link from out_dir to the folder of ``path``, when it lies inside out_dir."""
+    folder, out = path.resolve().parent, out_dir.resolve()
+    if folder == out or out not in folder.parents:
+        return None
+    return os.path.relpath(folder, out).replace(os.sep, "/") + "/"

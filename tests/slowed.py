@@ -1,0 +1,45 @@
+"""A test-only implementation: NumPy's network made slower by a known factor, to show that
+`make compare` catches a slowdown (README, "Compare runs"). Not registered anywhere; name it on
+the command line, with the same NAME for the baseline and the slowed run so their test ids match:
+
+    make bench-quick ARGS='-k "epoch and under-test"' IMPLS='under-test=tests.slowed:Slowed'
+    make compare ARGS='-k "epoch and under-test"' IMPLS='under-test=tests.slowed:Slowed(factor=1.3)'
+
+Each public call (``train_epoch``, ``feedforward``, ``backprop``) runs NumPy's code, then spins
+until ``factor`` times the time it took has passed: ``factor=1.3`` costs 30% more per call,
+whatever the machine. Spinning, not sleeping: a sleep overshoots by the scheduler's tick.
+"""
+import time
+
+from impls.numpy_impl import NumpyNetwork
+
+
+class Slowed(NumpyNetwork):
+    def __init__(self, spec, factor: float = 1.0):
+        if not factor >= 1.0:
+            raise ValueError(f"factor must be at least 1, not {factor!r}")
+        super().__init__(spec)
+        self.factor, self._inside = float(factor), False
+
+    def _slowed(self, call, *args):
+        if self._inside or self.factor == 1.0:      # a call within a slowed call is not slowed twice
+            return call(*args)
+        self._inside = True
+        try:
+            start = time.perf_counter()
+            result = call(*args)
+            until = start + self.factor * (time.perf_counter() - start)
+            while time.perf_counter() < until:
+                pass
+            return result
+        finally:
+            self._inside = False
+
+    def train_epoch(self, order, batch_size, lr):
+        return self._slowed(super().train_epoch, order, batch_size, lr)
+
+    def feedforward(self, X):
+        return self._slowed(super().feedforward, X)
+
+    def backprop(self, X, y):
+        return self._slowed(super().backprop, X, y)

@@ -1,0 +1,190 @@
+"""`make compare`'s decision (bench/harness/compare.py) on synthetic round times, and the plugin's
+machine labels, per-label history and verdicts inside real pytest-benchmark sessions whose timer is
+fake: every round takes exactly what the test says, so nothing here depends on timing luck."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.harness import compare
+from bench.harness.machine import check_label, default_label, label_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Round times of an unchanged benchmark: the same ten values in another order, spread over ±4%.
+STEADY = [0.300, 0.306, 0.294, 0.312, 0.297, 0.303, 0.309, 0.291, 0.300, 0.304]
+
+
+def test_the_same_rounds_in_another_order_are_noise():
+    v = compare.decide(STEADY, list(reversed(STEADY)))
+    assert v.verdict == compare.NOISE and not v.regression and v.p > 0.5
+
+
+def test_a_30_percent_slowdown_is_a_regression_with_five_rounds_each():
+    v = compare.decide(STEADY[:5], [1.3 * t for t in STEADY[5:]], threshold=15)
+    assert v.verdict == compare.SLOWER and v.regression
+    assert v.p < 0.05 and v.change == pytest.approx(0.3, abs=0.03)
+    assert "beyond the 15% threshold" in v.why
+
+
+def test_a_significant_slowdown_within_the_threshold_does_not_fail():
+    v = compare.decide(STEADY, [1.08 * t for t in STEADY], threshold=15)
+    assert v.verdict == compare.SLOWER and not v.regression and "within the 15% threshold" in v.why
+
+
+def test_a_big_change_inside_the_spread_is_noise_not_a_regression():
+    """A median 20% up, but the rounds overlap as much as chance would have them: not significant."""
+    before = [0.2, 0.4, 0.25, 0.45, 0.3]
+    now = [0.36, 0.22, 0.5, 0.28, 0.42]
+    v = compare.decide(before, now, threshold=15)
+    assert v.change > 0.15 and v.verdict == compare.NOISE and not v.regression
+
+
+def test_faster():
+    v = compare.decide(STEADY, [0.7 * t for t in STEADY])
+    assert v.verdict == compare.FASTER and v.change < 0 and not v.regression
+
+
+@pytest.mark.parametrize("n,m", [(1, 1), (2, 2), (3, 3), (2, 5), (1, 30)])
+def test_too_few_rounds_to_decide_says_so_even_for_a_doubling(n, m):
+    v = compare.decide(STEADY[:n], [2 * t for t in (STEADY * 3)[:m]])
+    assert v.verdict == compare.UNDECIDED and not v.regression and v.p is None
+    assert "too few rounds" in v.why and f"{compare.rounds_needed()} each" in v.why
+
+
+def test_rounds_needed_follows_from_the_exact_test():
+    assert compare.smallest_p(3, 3) == pytest.approx(0.1)
+    assert compare.smallest_p(4, 4) == pytest.approx(2 / 70)
+    assert compare.rounds_needed(0.05) == 4 and compare.rounds_needed(0.01) == 5
+
+
+def test_the_modes_time_enough_epoch_rounds_for_a_decision():
+    from bench.harness.phases import MODES
+    for mode in ("full", "quick"):
+        low = MODES[mode].epoch_rounds[0]
+        assert compare.smallest_p(low, low) < compare.ALPHA / 2, mode      # with a round to spare
+
+
+def test_a_baseline_without_round_times_is_undecided():
+    v = compare.decide(None, STEADY)
+    assert v.verdict == compare.UNDECIDED and "--benchmark-save-data" in v.why
+
+
+# -- labels -------------------------------------------------------------------------------------
+def test_default_label_names_cpu_cores_and_gpu():
+    assert default_label("Intel(R) Xeon(R) Processor", 2, None) == "intel-xeon-2cpu"
+    assert default_label("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz", 8, None) == "intel-core-i7-8650u-8cpu"
+    assert (default_label("Intel(R) Xeon(R) Processor", 16, "NVIDIA H100 80GB HBM3 (79.2 GiB, compute capability "
+                          "9.0, 132 SMs), driver 580.159.04") == "intel-xeon-16cpu-nvidia-h100-80gb-hbm3")
+
+
+def test_a_run_from_before_labels_gets_the_default_from_its_description():
+    old = {"nnbench": {}, "machine_info": {"node": "vm", "nnbench": {"cpu": "AMD EPYC 7B13 64-Core Processor",
+                                                                    "logical_cpus": 4, "gpu": None}}}
+    assert label_of(old) == "amd-epyc-7b13-64-core-4cpu"
+    assert label_of({"nnbench": {"machine": "laptop"}}) == "laptop"
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "../x", "failed", "has space", "-x"])
+def test_a_label_must_be_a_folder_name(bad):
+    with pytest.raises(ValueError, match="cannot be a machine label"):
+        check_label(bad)
+
+
+# -- inside pytest-benchmark sessions ----------------------------------------------------------------
+SUITE = '''
+import pytest
+PHASE = "epoch"
+
+def test_epoch(benchmark):
+    benchmark.extra_info.update(phase="epoch", impl="numpy", batch=10, status="passed")
+    benchmark.pedantic(lambda: None, rounds=ROUNDS, iterations=1)
+'''
+
+# pytest-benchmark reads the timer before and after each round: each pair is one round of
+# $FAKE_ROUND seconds times the next of a fixed ±3% pattern.
+TIMER = '''
+import itertools, os
+_pattern = itertools.cycle([1.00, 1.02, 0.98, 1.03, 0.97, 1.01, 0.99])
+_now, _calls = 0.0, 0
+def clock():
+    global _now, _calls
+    _calls += 1
+    if _calls % 2 == 0:
+        _now += float(os.environ["FAKE_ROUND"]) * next(_pattern)
+    return _now
+'''
+
+
+@pytest.fixture
+def session(tmp_path):
+    """run(round_seconds, *args, rounds=7) -> (returncode, output): the fake-timed suite with only
+    bench.harness.plugin loaded, history in tmp_path/storage."""
+    (tmp_path / "faketimer.py").write_text(TIMER)
+    storage = tmp_path / "storage"
+
+    def run(round_seconds, *args, rounds=7):
+        (tmp_path / "test_suite.py").write_text(SUITE.replace("ROUNDS", str(rounds)))
+        env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", FAKE_ROUND=str(round_seconds))
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "no:cacheprovider",
+                               str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
+                               "--benchmark-timer=faketimer.clock", "--benchmark-disable-gc", "--benchmark-warmup=off",
+                               *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    run.storage = storage
+    return run
+
+
+def test_history_is_kept_per_machine_label_with_round_times(session):
+    code, out = session(0.3, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=laptop")
+    assert code == 0, out
+    [saved] = (session.storage / "laptop").glob("*.json")
+    run = json.loads(saved.read_text())
+    assert run["nnbench"]["machine"] == "laptop"
+    assert len(run["benchmarks"][0]["stats"]["data"]) == 7
+
+    code, out = session(0.3, "--benchmark-autosave")                   # the default label: this machine's
+    assert code == 0, out
+    [other] = [p.name for p in session.storage.iterdir() if p.name != "laptop"]
+    from bench.harness.machine import this_label
+    assert other == this_label() and other != "vm"
+
+
+def test_a_baseline_from_another_machine_is_refused_in_one_line_unless_asked_for(session):
+    session(0.3, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=laptop")
+    [saved] = (session.storage / "laptop").glob("*.json")
+    code, out = session(0.3, "--bench-machine=ci-box", f"--benchmark-compare={saved}")
+    assert code == pytest.ExitCode.USAGE_ERROR, out
+    [line] = [ln for ln in out.splitlines() if "ERROR" in ln]
+    assert "measured on machine 'laptop', this is 'ci-box'" in line and "--bench-compare-other-machine" in line
+    assert "Traceback" not in out
+    code, out = session(0.3, "--bench-machine=ci-box", f"--benchmark-compare={saved}", "--bench-compare-other-machine")
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("now,rounds,code,verdict", [
+    (0.3, 7, 0, "noise"),                   # unchanged
+    (0.39, 7, 1, "SLOWER"),                 # 30% slower: significant and beyond 15%
+    (0.33, 7, 0, "slower"),                 # 10% slower: significant, within 15%
+    (0.2, 7, 0, "faster"),
+    (0.6, 2, 0, "undecided"),               # twice as slow, but 2 rounds against 7 cannot decide
+])
+def test_compare_reports_each_benchmark_and_fails_only_on_a_significant_slowdown_beyond_the_threshold(
+        session, now, rounds, code, verdict):
+    assert session(0.3, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=m")[0] == 0
+    got, out = session(now, "--bench-machine=m", "--benchmark-compare", "--bench-compare-fail=15", rounds=rounds)
+    assert got == code, out
+    ours = out[out.index("nnbench compare against"):]
+    row = next(ln for ln in ours.splitlines() if ln.startswith("test_epoch"))
+    assert f" {verdict} " in f" {row} ", row
+    assert ("no regression" in out) == (code == 0)
+    assert "Traceback" not in out
+
+
+def test_compare_fail_without_compare_is_a_usage_error(session):
+    code, out = session(0.3, "--bench-compare-fail=15")
+    assert code == pytest.ExitCode.USAGE_ERROR and "needs --benchmark-compare" in out

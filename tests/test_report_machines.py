@@ -1,0 +1,115 @@
+"""`python -m bench.report` with several machines' runs: implementation x machine tables, speedups
+relative to a chosen machine, each machine's description, a plot, and a folder of machines."""
+import json
+import re
+
+import pytest
+
+from bench import report
+
+from test_bench_report import row, run_json, timing, tta
+
+
+def machine_run(label, cpu, cpus, benchmarks, gpu=None, mode="full"):
+    data = run_json(benchmarks, available={"reference": None, "numpy": None, "fast": None})
+    data["machine_info"]["nnbench"] = {"cpu": cpu, "logical_cpus": cpus, "gpu": gpu}
+    data["nnbench"].update(mode=mode, session="passed")
+    if label:
+        data["nnbench"]["machine"] = label
+    return data
+
+
+def laptop():
+    return machine_run("laptop", "Intel(R) Core(TM) i7", 8, [
+        timing("epoch", "numpy", 10, 0.4, examples=50_000), timing("epoch", "fast", 10, 0.2, examples=50_000),
+        timing("forward", "numpy", 10, 2e-5), tta("numpy", "nielsen", [0.95], [3.0])])
+
+
+def gpu_box():
+    """A run from before labels: its label is made from the machine it described."""
+    return machine_run(None, "Intel(R) Xeon(R) Processor", 16, [
+        timing("epoch", "numpy", 10, 0.2, examples=50_000), timing("epoch", "fast", 10, 0.05, examples=50_000)],
+        gpu="NVIDIA H100 80GB HBM3 (79.2 GiB, compute capability 9.0), driver 580", mode="quick")
+
+
+GPU = "intel-xeon-16cpu-nvidia-h100-80gb-hbm3"
+
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_two_machines_side_by_side_with_speedups_relative_to_the_chosen_one(tmp_path):
+    a, b = write(tmp_path / "a.json", laptop()), write(tmp_path / "b.json", gpu_box())
+    out = tmp_path / "cmp"
+    assert report.main([a, b, "--out", str(out), "--relative-to", "laptop"]) == 0
+    text = (out / "README.md").read_text()
+    epoch = text[text.index("## One training epoch"):]
+    # numpy: laptop 0.4 s, GPU box 0.2 s; fast: 0.2 s and 0.05 s
+    assert row(epoch, "### b=10", "numpy") == ["400 ms ±2%", "200 ms ±2%", "2.00×", "1.00×", "2.00×"]
+    assert row(epoch, "### b=10", "fast") == ["200 ms ±2%", "50 ms ±2%", "4.00×", "2.00×", "8.00×"]
+    assert f"`{GPU}` vs `laptop`" in epoch
+    assert "NVIDIA H100 80GB HBM3" in text and "Intel(R) Core(TM) i7, 8 logical CPUs" in text   # each machine
+    assert text.count("### `laptop`") == 1 and text.count(f"### `{GPU}`") == 1
+    assert (out / "machines-epoch.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_relative_to_an_unknown_machine_is_one_clear_error(tmp_path, capsys):
+    a, b = write(tmp_path / "a.json", laptop()), write(tmp_path / "b.json", gpu_box())
+    assert report.main([a, b, "--out", str(tmp_path / "cmp"), "--relative-to", "desktop"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bench.report: error: --relative-to 'desktop': no run from that machine") and "laptop" in err
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_two_runs_of_one_machine_are_refused(tmp_path, capsys):
+    a, b = write(tmp_path / "a.json", laptop()), write(tmp_path / "b.json", laptop())
+    assert report.main([a, b, "--out", str(tmp_path / "cmp")]) == 1
+    assert "both from machine 'laptop'" in capsys.readouterr().err
+
+
+def test_results_per_machine_folder_then_the_index(tmp_path):
+    """What `make bench` does: the run into results/{machine}/, then results/README.md from every folder."""
+    results = tmp_path / "results"
+    (results / "studies").mkdir(parents=True)
+    (results / "studies" / "README.md").write_text("studies")
+    assert report.main([write(tmp_path / "a.json", laptop()), "--out", str(results / "{machine}")]) == 0
+    assert report.main([write(tmp_path / "b.json", gpu_box()), "--out", str(results / "{machine}")]) == 0
+    assert json.loads((results / GPU / "benchmark.json").read_text())["benchmarks"][0]["stats"]["data"]
+    assert "`laptop`" in (results / "laptop" / "README.md").read_text()
+    assert report.main([str(results), "--out", str(results)]) == 0
+    text = (results / "README.md").read_text()
+    assert "[`laptop`](laptop/)" in text and f"[`{GPU}`]({GPU}/)" in text
+    assert "- [studies/](studies/)" in text
+    assert "`python -m bench.report " in text and f"--out {results}`" in text
+    headline = text[text.index("## Headline"):text.index("## Forward")]
+    assert row(headline, "## Headline", "fast")[:3] == [f"`{GPU}`", "50 ms ±2%", ""]    # a row per machine
+    assert re.search(r"\| fast +\| `laptop` +\| 200 ms ±2%", headline)
+
+
+def test_a_storage_folder_gives_each_machines_newest_passed_run(tmp_path):
+    storage = tmp_path / "storage"
+    write(storage / "laptop" / "0001_old.json", machine_run("laptop", "x", 8, [timing("epoch", "numpy", 10, 9.0)]))
+    write(storage / "laptop" / "0002_new.json", laptop())
+    write(storage / "failed" / "laptop" / "0003_failed.json", machine_run("laptop", "x", 8, []))
+    write(storage / GPU / "0001_x.json", gpu_box())
+    out = tmp_path / "cmp"
+    assert report.main([str(storage), "--out", str(out), "--relative-to", "laptop"]) == 0
+    text = (out / "README.md").read_text()
+    assert row(text[text.index("## One training epoch"):], "### b=10", "numpy")[:2] == ["200 ms ±2%", "400 ms ±2%"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{a}", "{b}", "--out", "{tmp}/results/{{machine}}"], "{machine} names one run's machine"),
+    (["{a}", "--relative-to", "laptop"], "--relative-to compares machines"),
+    (["{tmp}/empty"], "no machine's run in it"),
+])
+def test_bad_requests_are_one_clear_error(tmp_path, capsys, args, message):
+    a, b = write(tmp_path / "a.json", laptop()), write(tmp_path / "b.json", gpu_box())
+    (tmp_path / "empty").mkdir()
+    argv = [x.format(a=a, b=b, tmp=tmp_path) for x in args]
+    assert report.main(argv + ([] if "--out" in argv else ["--out", str(tmp_path / "out")])) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bench.report: error:") and message in err and "Traceback" not in err
