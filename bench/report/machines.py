@@ -15,8 +15,9 @@ from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES, PHASES
 from .machine import machine_section
+from .memory import memory_of, peak_cell
 from .reading import BASELINES, ReportError, Run
-from .tables import (FAILED, HEADLINE_BATCHES, TTA, batch_label, batches, epoch_seconds, fmt_s, fmt_spread, fmt_time,
+from .tables import (FAILED, HEADLINE_BATCHES, HEADLINE_MEMORY_BATCHES, TTA, batch_label, batches, epoch_seconds, fmt_s, fmt_spread, fmt_time,
                      missing_cell, tta_presets)
 
 PLOT = "machines-epoch.png"
@@ -100,6 +101,13 @@ def _tta_cell(run: Run, impl: str, preset: str) -> str:
             else "not run" if outcome.get("status") == "skipped" else "")
 
 
+def _memory_cell(run: Run, impl: str, batch: int) -> str:
+    t = run.timing("epoch", impl, batch=batch)
+    if t is None or not t.passed:
+        return ""
+    return peak_cell(t) if memory_of(t) else "not recorded"
+
+
 def headline(runs: list[Run], base: Run) -> str:
     """Epoch time at the headline batch sizes and time to target: a row per implementation and
     machine that ran it."""
@@ -107,12 +115,16 @@ def headline(runs: list[Run], base: Run) -> str:
     headers = (["implementation", "machine"] + [f"epoch {batch_label(b)}" for b in HEADLINE_BATCHES]
                + [f"epoch {batch_label(HEADLINE_BATCHES[0])} vs `{YARDSTICK}` on `{base.label}`"]
                + [f"time to target: {p}" for p in presets])
+    memory_batches = [b for b in HEADLINE_MEMORY_BATCHES
+                      if any(t.phase == "epoch" and t.batch == b and memory_of(t) for r in runs for t in r.timings)]
+    headers += [f"peak memory: epoch {batch_label(b)}" for b in memory_batches]
     body = []
     for impl in implementations(runs):
         for r in runs:
             cells = [_cell(r, "epoch", impl, b) for b in HEADLINE_BATCHES]
             cells += [_speedup(r, base, "epoch", impl, HEADLINE_BATCHES[0], YARDSTICK)]
             cells += [_tta_cell(r, impl, p) for p in presets]
+            cells += [_memory_cell(r, impl, b) for b in memory_batches]
             if any(c not in ("", "skipped", "not run", "—") for c in cells):
                 body.append([impl, f"`{r.label}`"] + cells)
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
@@ -188,8 +200,10 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
         "Runs of different modes time different batch sizes and presets: a cell is empty where a machine's "
         "run did not include it.", "",
         "## Headline", "",
-        "Seconds per epoch of the preset's training set (±IQR) and median training seconds to the preset's "
-        "target (seeds that reached it), per machine.", "", headline(runs, base),
+        "Seconds per epoch of the preset's training set (±IQR), median training seconds to the preset's "
+        "target (seeds that reached it) and the peak resident memory an epoch added (each machine's "
+        "`memory.md` says how it is measured; \"not recorded\": a run from before memory was measured), "
+        "per machine.", "", headline(runs, base),
         *([f"![Epoch time per machine]({PLOT})", ""] if figure else []),
         *(f"## {p.title}\n\n{phase_section(runs, base, p.name)}" for p in BATCH_PHASES),
         "## Each machine", "",
