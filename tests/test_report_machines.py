@@ -113,3 +113,17 @@ def test_bad_requests_are_one_clear_error(tmp_path, capsys, args, message):
     assert report.main(argv + ([] if "--out" in argv else ["--out", str(tmp_path / "out")])) == 1
     err = capsys.readouterr().err
     assert err.startswith("bench.report: error:") and message in err and "Traceback" not in err
+
+
+def test_the_headline_shows_each_machines_epoch_memory_or_that_its_run_predates_it(tmp_path):
+    measured = laptop()
+    for bench in measured["benchmarks"]:
+        if bench["extra_info"]["phase"] == "epoch":
+            bench["extra_info"]["memory"] = {"peak_rss": 3_000_000, "per_step": {}, "not_counted": None}
+    a, b = write(tmp_path / "a.json", measured), write(tmp_path / "b.json", gpu_box())
+    assert report.main([a, b, "--out", str(tmp_path / "cmp")]) == 0
+    text = (tmp_path / "cmp" / "README.md").read_text()
+    headline = text[text.index("## Headline"):text.index("## Forward")]
+    assert "peak memory: epoch b=10" in headline
+    assert re.search(r"\| fast +\| `laptop` .*\| 3 MB +\|", headline)
+    assert re.search(rf"\| fast +\| `{GPU}` .*\| not recorded +\|", headline)
