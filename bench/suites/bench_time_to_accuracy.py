@@ -9,7 +9,10 @@ stays in the JSON with ``status`` failed, and the session is not saved as a base
 
 pytest-benchmark's rounds are the seeds (pedantic mode): its table shows whole runs
 (training plus the per-epoch evaluation); the training seconds to target, per seed, are
-in ``extra_info``. Before timing, one short epoch is checked against the reference.
+in ``extra_info``, with the FLOPs each spent up to the target and the floor they set: those
+FLOPs at this session's GEMM peak for the implementation's device and dtype (the report's
+"x FLOP floor" is the median time to target over the median floor). Before timing, one
+short epoch is checked against the reference.
 In modes with ``tta_to_target`` a seed stops at its first epoch at/above target; in smoke
 mode every preset runs at its own smoke size (``Preset.smoke``).
 """
@@ -21,7 +24,8 @@ from impls.core.errors import DivergedError
 from impls.core.presets import PRESETS
 from impls.core.train import RunResult, train
 
-from ..harness.timing import record_spread
+from ..harness.phases import epoch_flops
+from ..harness.timing import device_of, gemm_peak, record_spread
 
 PHASE = "time-to-accuracy"
 
@@ -36,7 +40,7 @@ def plan(preset_name, mode):
     return preset.shrunk(mode.name) if mode.shrink_presets else preset
 
 
-def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
+def train_seed(net, preset, data, seed: int, to_target: bool, flops_per_epoch: float = 0.0) -> dict:
     """One seed's run, summarized; a diverged run is a result here, not an exception."""
     history, status = [], None
 
@@ -61,9 +65,21 @@ def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
         "final_accuracy": run.final_accuracy if history else None,
         "time_to_target": reached[1] if reached else None,
         "target_epoch": reached[0] if reached else None,
+        "flops_to_target": reached[0] * flops_per_epoch if reached else None,
         "train_seconds": run.train_seconds,
         "curve": [[s, r.accuracy] for s, r in zip(cumulative, history)],   # for the accuracy-vs-time plot
     }
+
+
+def flop_floor(net, runs, flops_per_epoch) -> dict:
+    """The least time the seeds' FLOPs to target could take at this session's GEMM peak for the
+    implementation's device and dtype: per seed, and the median over the seeds that reached it."""
+    peak = gemm_peak(device=device_of(net))[net.spec.dtype]
+    for r in runs:
+        r["floor_seconds"] = r["flops_to_target"] / (peak * 1e9) if r["flops_to_target"] is not None else None
+    floors = [r["floor_seconds"] for r in runs if r["floor_seconds"] is not None]
+    return {"epoch_flops": flops_per_epoch, "peak_gflops": peak,
+            "median_floor_seconds": statistics.median(floors) if floors else None}
 
 
 def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, seeds):
@@ -76,7 +92,8 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
 
     runs = []
     next_seed = iter(seeds)
-    benchmark.pedantic(lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target)),
+    flops = epoch_flops(net.spec, len(ready.X), batch)
+    benchmark.pedantic(lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target, flops)),
                        setup=lambda: ((next(next_seed),), {}), rounds=len(seeds))
 
     finals = [r["final_accuracy"] or 0.0 for r in runs]
@@ -91,6 +108,6 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
                  to_target=mode.tta_to_target, seeds=runs, median_final_accuracy=median_final,
                  median_time_to_target=statistics.median(reached) if reached else None,
                  reached=len(reached), stalled=len(runs) - len(reached), compile_seconds=net.compile_seconds,
-                 status="failed" if failures else "passed")
+                 status="failed" if failures else "passed", **flop_floor(net, runs, flops))
     record_spread(benchmark, net)
     assert not failures, f"{net.name} on {preset.name}: " + "; ".join(failures)
