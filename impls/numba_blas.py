@@ -27,21 +27,25 @@ up to 6e-8 between 1 and 2 threads; at batch 32 they happened to agree). The sha
 check it against the reference within tolerance.
 
 How each step was chosen: relu epoch (784-100-10, 60,000 examples), ms, A/B alternating in
-one process (3 rounds, median), 2-core Intel Xeon (Sapphire Rapids, OpenBLAS 0.3.30
-SkylakeX kernels); other sessions' tests were sometimes running, so the rounds are noisy:
+one process (3 rounds, median), 2-core Intel Xeon (AVX-512; SciPy's OpenBLAS 0.3.30
+picks its SkylakeX kernels); other sessions' tests were sometimes running, so the rounds are noisy:
 
 - products by BLAS instead of ``numba``'s loops, on 1 thread, batch 10/32/128/1024:
   numba-blas 322/305/242/238 against numba 422/349/326/310 (kept);
 - SGD step inside BP4's gemm (alpha = -eta, beta = 1) against gradient then a loop:
   1 thread 322/305/242/238 against 345/332/262/237; 2 threads 274/280/214/213 against
   262/280/226/218 (kept: faster on 1 thread, mixed on 2);
-- splitting neurons between Numba's threads, BLAS at one thread, against one Numba thread
-  calling BLAS with its 2 threads: batch 10/32/128/1024 273/306/602/248 against
+- on 2 threads, splitting neurons between Numba's threads, BLAS at one thread, against one
+  Numba thread calling BLAS with its 2 threads: batch 10/32/128/1024 273/306/602/248 against
   286/12,414/3,913/497 (kept: two spinning pools on two cores starve each other);
   with both pools at 2 threads an epoch took 26-32 s at batch 32 (hence the limit);
 - the gather split between threads against one thread (it costs ~45 ms an epoch alone,
   randomly ordered rows waiting on memory): 2 threads 247/233/187/190 against
-  254/244/211/198; 1 thread, batch 10/32, 260/278 against 264/281 (kept).
+  254/244/211/198; 1 thread, batch 10/32, 260/278 against 264/281 (kept);
+- dropped: ``numba``'s loops instead of BLAS for layers under its parallel threshold
+  (a BLAS call's fixed cost on 10 x 30 x 10): nielsen batch 10/128, 1 thread 138/127
+  against 129/121 all-BLAS, 2 threads 131/104 against 116/97; relu better only at batch 10
+  on 1 thread (272 against 300), worse on 2 (batch 10/32/128: 265/250/184 against 213/233/173).
 
 What bounds it: BLAS itself on these shapes. NumPy's OpenBLAS on one thread does the
 batch-32 forward (32 x 784 by 784 x 100) at 69 GFLOP/s and BP4 at 93, against an SGEMM
