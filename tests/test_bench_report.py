@@ -136,13 +136,24 @@ def test_time_to_accuracy_table_counts_stalls_and_shows_failures(tmp_path):
     numpy_row = row(md, "## nielsen", "numpy")
     assert numpy_row[0] == "passed"
     assert numpy_row[2] == "3 s"                                  # median over the seeds that reached it
-    assert numpy_row[3] == "2 s / never / 3 s"
-    assert numpy_row[6] == "2/3 (1 stalled)"
+    assert numpy_row[3] == "—"                                    # recorded without a FLOP floor
+    assert numpy_row[4] == "2 s / never / 3 s"
+    assert numpy_row[7] == "2/3 (1 stalled)"
     assert row(md, "## nielsen", "fast")[0].startswith(report.FAILED + ": median final accuracy 90.00%")
     assert row(md, "## nielsen", "reference")[0] == "not run (see note)"
     assert "Note: the reference trains one seed" in md
     assert row(files["README.md"], "## Headline", "fast")[-1] == report.FAILED
     assert row(files["README.md"], "## Headline", "numpy")[-1] == "3 s (2/3 seeds)"
+
+
+def test_time_to_accuracy_table_shows_the_time_over_the_flop_floor(tmp_path):
+    """× FLOP floor = median time to target / median floor (the seeds' FLOPs to target at the
+    session's GEMM peak), as the suite records them."""
+    entry = tta("numpy", "relu", [0.976, 0.977, 0.975], [1.2, 1.5, 1.8], target=0.975)
+    entry["extra_info"].update(epoch_flops=19.2e9, peak_gflops=320.0, median_floor_seconds=0.42)
+    md = render(tmp_path, run_json([entry]))["time-to-accuracy.md"]
+    assert "× FLOP floor" in md
+    assert row(md, "## relu", "numpy")[2:4] == ["1.5 s", "3.57×"]     # 1.5 s / 0.42 s
 
 
 def test_machine_names_the_gpu_its_driver_and_its_own_gemm_peak(tmp_path):

@@ -12,7 +12,7 @@ from impls.core.spec import NetworkSpec
 from impls.core.testing import create_or_skip
 
 SPEC = NetworkSpec((6, 5, 4))
-BUILT_IN = ["jax-cpu", "jax-cuda", "numba", "numpy", "reference", "sklearn", "torch-compile-cpu",
+BUILT_IN = ["jax-cpu", "jax-cuda", "numba", "numba-blas", "numpy", "reference", "sklearn", "torch-compile-cpu",
             "torch-compile-cuda", "torch-fast-cpu", "torch-fast-cuda", "torch-idiomatic-cpu",
             "torch-idiomatic-cuda", "triton-fused-cuda"]
 

@@ -161,7 +161,7 @@ def tta_presets(run: Run) -> list[str]:
 
 
 def tta_table(run: Run, preset: str) -> str:
-    headers = ["implementation", "status", "seeds", "time to target, median", "per seed",
+    headers = ["implementation", "status", "seeds", "time to target, median", "× FLOP floor", "per seed",
                "final accuracy, median", "per seed", "reached target", "whole run per seed", "compiling (untimed)",
                "peak memory of a run"]
     body, about = [], None
@@ -183,7 +183,7 @@ def tta_table(run: Run, preset: str) -> str:
                for s in seeds]
         median_ttt = e.get("median_time_to_target")
         body.append([impl, status, ", ".join(str(s["seed"]) for s in seeds),
-                     fmt_s(median_ttt) if median_ttt is not None else "never",
+                     fmt_s(median_ttt) if median_ttt is not None else "never", floor_ratio(e),
                      " / ".join(ttt), fmt_acc(e.get("median_final_accuracy")), " / ".join(acc),
                      f"{e.get('reached', 0)}/{len(seeds)}" + (f" ({e['stalled']} stalled)" if e.get("stalled") else ""),
                      fmt_s(t.median) + fmt_spread(t),
@@ -197,10 +197,18 @@ def tta_table(run: Run, preset: str) -> str:
                 f"accuracy; batch {about.get('batch')}, {about.get('n_train'):,} training examples, at most "
                 f"{about.get('epochs')} epochs; {stop}. Time to target = training seconds (evaluation "
                 "excluded) summed to the first epoch at/above target; a seed that never reaches it is "
-                "stalled. Whole run = pytest-benchmark's round: training plus per-epoch evaluation. Peak memory "
-                "of a run = the largest over seeds of what a seed's whole run added to the resident memory "
-                "(the high-water mark reset before each seed; the dataset and network not included).\n\n" + text)
+                "stalled. × FLOP floor = median time to target / median floor, a seed's floor being its "
+                "FLOPs to target (epochs × an epoch's FLOPs) at this session's GEMM peak for its dtype. Whole run = "
+                "pytest-benchmark's round: training plus per-epoch evaluation. Peak memory of a run = the largest "
+                "over seeds of what a seed's whole run added to the resident memory (the high-water mark reset "
+                "before each seed; the dataset and network not included).\n\n" + text)
     return text + "\n"
+
+
+def floor_ratio(extra) -> str:
+    """Median time to target over the median FLOP floor (runs recorded before the floor show —)."""
+    ttt, floor = extra.get("median_time_to_target"), extra.get("median_floor_seconds")
+    return f"{ttt / floor:.2f}×" if ttt is not None and floor else "—"
 
 
 def fmt_s(seconds) -> str:

@@ -9,7 +9,10 @@ stays in the JSON with ``status`` failed, and the session is not saved as a base
 
 pytest-benchmark's rounds are the seeds (pedantic mode): its table shows whole runs
 (training plus the per-epoch evaluation); the training seconds to target, per seed, are
-in ``extra_info``. Before timing, one short epoch is checked against the reference.
+in ``extra_info``, with the FLOPs each spent up to the target and the floor they set: those
+FLOPs at this session's GEMM peak for the implementation's device and dtype (the report's
+"x FLOP floor" is the median time to target over the median floor). Before timing, one
+short epoch is checked against the reference.
 Each seed's peak resident memory (``bench.harness.memory``: the high-water mark reset before
 the seed, untimed) is recorded; the benchmark's is the largest. In modes with ``tta_to_target``
 a seed stops at its first epoch at/above target; in smoke mode every preset runs at its own
@@ -24,7 +27,8 @@ from impls.core.presets import PRESETS
 from impls.core.train import RunResult, train
 
 from ..harness.memory import PeakWatch, held_since, settled
-from ..harness.timing import record_spread
+from ..harness.phases import epoch_flops
+from ..harness.timing import device_of, gemm_peak, record_spread
 
 PHASE = "time-to-accuracy"
 
@@ -39,7 +43,7 @@ def plan(preset_name, mode):
     return preset.shrunk(mode.name) if mode.shrink_presets else preset
 
 
-def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
+def train_seed(net, preset, data, seed: int, to_target: bool, flops_per_epoch: float = 0.0) -> dict:
     """One seed's run, summarized; a diverged run is a result here, not an exception."""
     history, status = [], None
 
@@ -64,9 +68,21 @@ def train_seed(net, preset, data, seed: int, to_target: bool) -> dict:
         "final_accuracy": run.final_accuracy if history else None,
         "time_to_target": reached[1] if reached else None,
         "target_epoch": reached[0] if reached else None,
+        "flops_to_target": reached[0] * flops_per_epoch if reached else None,
         "train_seconds": run.train_seconds,
         "curve": [[s, r.accuracy] for s, r in zip(cumulative, history)],   # for the accuracy-vs-time plot
     }
+
+
+def flop_floor(net, runs, flops_per_epoch) -> dict:
+    """The least time the seeds' FLOPs to target could take at this session's GEMM peak for the
+    implementation's device and dtype: per seed, and the median over the seeds that reached it."""
+    peak = gemm_peak(device=device_of(net))[net.spec.dtype]
+    for r in runs:
+        r["floor_seconds"] = r["flops_to_target"] / (peak * 1e9) if r["flops_to_target"] is not None else None
+    floors = [r["floor_seconds"] for r in runs if r["floor_seconds"] is not None]
+    return {"epoch_flops": flops_per_epoch, "peak_gflops": peak,
+            "median_floor_seconds": statistics.median(floors) if floors else None}
 
 
 def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, seeds):
@@ -81,9 +97,10 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
 
     runs, watch = [], PeakWatch()
     next_seed = iter(seeds)
+    flops = epoch_flops(net.spec, len(ready.X), batch)
 
     def run_seed(seed):
-        runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target))
+        runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target, flops))
         runs[-1]["memory"] = watch.stop()                    # reads /proc only: the peak of this seed's run
 
     def setup():                                             # untimed: trims the heap, resets the peak
@@ -107,6 +124,6 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
                  reached=len(reached), stalled=len(runs) - len(reached), compile_seconds=net.compile_seconds,
                  memory={"peak_rss": max(peaks) if peaks else None, "held": held,
                          "resident_before": runs[0].get("memory", {}).get("resident_before") if runs else None},
-                 status="failed" if failures else "passed")
+                 status="failed" if failures else "passed", **flop_floor(net, runs, flops))
     record_spread(benchmark, net)
     assert not failures, f"{net.name} on {preset.name}: " + "; ".join(failures)

@@ -125,13 +125,18 @@ class NumbaNetwork(Network):
         numba.set_num_threads(self.n_threads)
         return K.minibatch(self.theta, self.sizes, self.hidden, self.output, X, y, float(lr), self.n_threads)[0]
 
-    def train_epoch(self, order, batch_size, lr):
+    def check_order(self, order, batch_size):
+        """The epoch's example order as the kernels take it, checked."""
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         order = self.aslabels(order)
         if order.size and (order.min() < 0 or order.max() >= self.n_train):
             raise ConfigError(f"example order must index the {self.n_train} training examples, "
                               f"got values {order.min()}..{order.max()}")
+        return order
+
+    def train_epoch(self, order, batch_size, lr):
+        order = self.check_order(order, batch_size)
         if self.profile:
             return self._epoch_in_python(self.theta, self.X_train, self.y_train, order, batch_size, lr)
         numba.set_num_threads(self.n_threads)
