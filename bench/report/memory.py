@@ -49,7 +49,8 @@ def allocations_cell(t: Timing) -> str:
     text = "; ".join(f"{name} {c['count']:.3g}" + (f" ({fmt_bytes(c['bytes'])})" if c.get("bytes") is not None else "")
                      for name, c in counted.items())
     if m.get("not_counted"):
-        return (text + "; " if text else "") + "XLA not counted"
+        what = "XLA" if m["not_counted"].startswith("XLA") else m["not_counted"].split(":")[0]
+        return (text + "; " if text else "") + f"{what} not counted"
     return text or ("none" if "per_step" in m else "—")
 
 
