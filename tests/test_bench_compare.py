@@ -188,3 +188,16 @@ def test_compare_reports_each_benchmark_and_fails_only_on_a_significant_slowdown
 def test_compare_fail_without_compare_is_a_usage_error(session):
     code, out = session(0.3, "--bench-compare-fail=15")
     assert code == pytest.ExitCode.USAGE_ERROR and "needs --benchmark-compare" in out
+
+
+def test_compare_takes_the_newest_saved_run_of_its_own_mode_and_says_when_there_is_none(session):
+    assert session(0.3, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=m", "--bench-mode=quick")[0] == 0
+    assert session(0.6, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=m", "--bench-mode=full")[0] == 0
+    code, out = session(0.3, "--bench-machine=m", "--bench-mode=quick", "--benchmark-compare", "--bench-compare-fail=15")
+    assert code == 0, out
+    ours = out[out.index("nnbench compare against"):]
+    assert "0001_" in ours.splitlines()[0]                       # the quick run, not the newer full one
+    assert " noise " in next(ln for ln in ours.splitlines() if ln.startswith("test_epoch"))
+    assert "the baseline is a" not in out
+    code, out = session(0.3, "--bench-machine=m", "--bench-mode=smoke", "--benchmark-compare")
+    assert "the baseline is a full run and this is smoke" in out, out
