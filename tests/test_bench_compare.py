@@ -100,7 +100,9 @@ import pytest
 PHASE = "epoch"
 
 def test_epoch(benchmark):
-    benchmark.extra_info.update(phase="epoch", impl="numpy", batch=10, status="passed")
+    import os
+    benchmark.extra_info.update(phase="epoch", impl="numpy", batch=10, status="passed",
+                                examples=int(os.environ.get("FAKE_EXAMPLES", "50000")))
     benchmark.pedantic(lambda: None, rounds=ROUNDS, iterations=1)
 '''
 
@@ -126,9 +128,10 @@ def session(tmp_path):
     (tmp_path / "faketimer.py").write_text(TIMER)
     storage = tmp_path / "storage"
 
-    def run(round_seconds, *args, rounds=7):
+    def run(round_seconds, *args, rounds=7, examples=50_000):
         (tmp_path / "test_suite.py").write_text(SUITE.replace("ROUNDS", str(rounds)))
-        env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", FAKE_ROUND=str(round_seconds))
+        env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", FAKE_ROUND=str(round_seconds),
+                   FAKE_EXAMPLES=str(examples))
         proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "no:cacheprovider",
                                str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
                                "--benchmark-timer=faketimer.clock", "--benchmark-disable-gc", "--benchmark-warmup=off",
@@ -201,3 +204,13 @@ def test_compare_takes_the_newest_saved_run_of_its_own_mode_and_says_when_there_
     assert "the baseline is a" not in out
     code, out = session(0.3, "--bench-machine=m", "--bench-mode=smoke", "--benchmark-compare")
     assert "the baseline is a full run and this is smoke" in out, out
+
+
+def test_rounds_over_a_different_number_of_examples_are_compared_per_example(session):
+    """The reference's epoch is timed on a tenth of the set when its estimate passes 4 s: one run
+    may time the whole epoch, the next a tenth, under one test id."""
+    assert session(4.4, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=m")[0] == 0
+    code, out = session(0.44, "--bench-machine=m", "--benchmark-compare", "--bench-compare-fail=15", examples=5_000)
+    assert code == 0, out
+    row = next(ln for ln in out[out.index("nnbench compare against"):].splitlines() if ln.startswith("test_epoch"))
+    assert " noise " in row and "compared per example" in row, row

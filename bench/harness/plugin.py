@@ -371,6 +371,16 @@ def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info
 
 
 # -- compare: faster, slower, or noise -------------------------------------------------------
+def _per_example(rounds, extra: dict):
+    examples = extra.get("examples") or 1
+    return None if rounds is None else [r / examples for r in rounds]
+
+
+def _examples_note(before: dict, now: dict) -> str:
+    a, b = before.get("examples"), now.get("examples")
+    return f" (rounds of {a:,} and {b:,} examples: compared per example)" if a and b and a != b else ""
+
+
 @pytest.hookimpl(trylast=True, specname="pytest_terminal_summary")
 def pytest_terminal_summary_compare(terminalreporter, config):
     """Per benchmark against each baseline: the verdict of ``compare.decide`` on the raw samples;
@@ -391,7 +401,10 @@ def pytest_terminal_summary_compare(terminalreporter, config):
             if bench.extra_info.get("status", "passed") != "passed":
                 rows.append([bench.name, "", "", "", "", "", "", "this run's test failed: not compared"])
                 continue
-            old, new = before["stats"].get("data"), list(bench.stats.data)
+            # per example: a test id's rounds may cover a different prefix of the epoch in each run
+            # (the reference's epoch, ~4 s, is timed on a tenth of it when the estimate passes 4 s)
+            old = _per_example(before["stats"].get("data"), before.get("extra_info", {}))
+            new = _per_example(list(bench.stats.data), bench.extra_info)
             v = compare.decide(old, new, alpha, threshold)
             counts[v.verdict] = counts.get(v.verdict, 0) + 1
             if v.regression:
@@ -400,7 +413,8 @@ def pytest_terminal_summary_compare(terminalreporter, config):
                          compare.fmt_seconds(bench.stats.median),
                          "" if v.change is None else f"{100 * v.change:+.1f}%",
                          "" if v.p is None else f"{v.p:.2g}",
-                         v.verdict.upper() if v.regression else v.verdict, v.why])
+                         v.verdict.upper() if v.regression else v.verdict,
+                         v.why + _examples_note(before.get("extra_info", {}), bench.extra_info)])
         if not rows:
             continue
         terminalreporter.write_sep("-", f"nnbench compare against {path}")
