@@ -40,6 +40,8 @@ import gc
 import math
 import sys
 
+from .timing import native_sample
+
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 
@@ -256,9 +258,7 @@ def _count_torch_cuda(fn):
 
 def framework(net) -> str:
     """"torch", "jax" or "numpy": the library of the implementation's native arrays."""
-    import numpy as np
-    sample = net.asarray(np.zeros((1, net.spec.sizes[0]), dtype=net.np_dtype))
-    module = type(sample).__module__.split(".")[0]
+    module = type(native_sample(net)).__module__.split(".")[0]
     return {"torch": "torch", "jax": "jax", "jaxlib": "jax"}.get(module, "numpy")
 
 

@@ -113,11 +113,19 @@ def measured_peak(device: str = "cpu") -> dict[str, float] | None:
     return dict(_PEAK[device]) if device in _PEAK else None
 
 
+def native_sample(net):
+    """One zero input row in the implementation's native array type (NumPy, torch, JAX), on its device."""
+    return net.asarray(np.zeros((1, net.spec.sizes[0]), dtype=net.np_dtype))
+
+
 def device_of(net) -> str:
-    """"cuda" when the implementation computes on a CUDA device (its native arrays say so), else
-    "cpu": which device's peak and bandwidth a timing is measured against."""
-    sample = net.asarray(np.zeros((1, net.spec.sizes[0]), dtype=net.np_dtype))
-    return "cuda" if getattr(sample, "is_cuda", False) else "cpu"
+    """"cuda" when the implementation computes on a CUDA device (its native arrays say so: torch's
+    ``is_cuda``, a JAX array's devices), else "cpu": which device's peak and bandwidth a timing is
+    measured against."""
+    sample = native_sample(net)
+    devices = getattr(sample, "devices", None)
+    on_gpu = callable(devices) and any(d.platform in ("gpu", "cuda") for d in devices())
+    return "cuda" if getattr(sample, "is_cuda", False) or on_gpu else "cpu"
 
 
 def seconds_of(fn) -> float:

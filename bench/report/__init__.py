@@ -7,7 +7,8 @@
 One run writes (through ``writing.write_all``: all or nothing):
 
     benchmark.json            the run, as pytest-benchmark wrote it, every round's time included
-    <phase>.md                one per declared phase (bench/harness/phases.py)
+    <phase>.md                one per declared phase (bench/harness/phases.py), memory tables included
+    memory.md                 every phase's memory tables, time to accuracy's peaks, the dataset's footprint
     README.md                 machine, command, headline table, every table, failures
     epoch-vs-batch.png  tta-<preset>.png      (needs matplotlib: the `plots` extra)
 
