@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import median
 
 #: the test's significance level (two-sided)
 ALPHA = 0.05
@@ -57,7 +58,7 @@ def decide(before, now, alpha: float = ALPHA, threshold: float = THRESHOLD) -> V
     from scipy.stats import mannwhitneyu
     before, now = list(before or ()), list(now or ())
     rounds = (len(before), len(now))
-    change = (_median(now) / _median(before) - 1) if before and now and _median(before) > 0 else None
+    change = (median(now) / median(before) - 1) if before and now and median(before) > 0 else None
     if not before or not now:
         which = "the baseline" if not before else "this run"
         return Verdict(UNDECIDED, change, None, rounds,
@@ -78,15 +79,3 @@ def decide(before, now, alpha: float = ALPHA, threshold: float = THRESHOLD) -> V
     if change < 0:
         return Verdict(FASTER, change, p, rounds, "faster", False)
     return Verdict(NOISE, change, p, rounds, "the same median (the rounds spread differently)", False)
-
-
-def _median(values) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def fmt_seconds(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"

@@ -44,7 +44,7 @@ from . import compare
 from .machine import check_label, describe, label_of, this_label
 from .memory import session_peak
 from .phases import MODES
-from .timing import OTHERS_WARN, measured_peak
+from .timing import OTHERS_WARN, fmt_time, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
 FINISHED = pytest.StashKey[int]()          # tests whose run (setup, call, teardown) completed
@@ -409,8 +409,8 @@ def pytest_terminal_summary_compare(terminalreporter, config):
             counts[v.verdict] = counts.get(v.verdict, 0) + 1
             if v.regression:
                 regressions.append(bench.name)
-            rows.append([bench.name, f"{v.rounds[0]} / {v.rounds[1]}", compare.fmt_seconds(before["stats"]["median"]),
-                         compare.fmt_seconds(bench.stats.median),
+            rows.append([bench.name, f"{v.rounds[0]} / {v.rounds[1]}", fmt_time(before["stats"]["median"]),
+                         fmt_time(bench.stats.median),
                          "" if v.change is None else f"{100 * v.change:+.1f}%",
                          "" if v.p is None else f"{v.p:.2g}",
                          v.verdict.upper() if v.regression else v.verdict,

@@ -134,6 +134,14 @@ def seconds_of(fn) -> float:
     return time.perf_counter() - start
 
 
+def fmt_time(seconds: float) -> str:
+    """Seconds in s, ms or µs, three significant digits (a whole number from 100 up)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale or unit == "µs":
+            value = seconds / scale
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+
+
 # -- what is written beside a timing --------------------------------------------------------
 def spread(median: float, iqr: float, stddev: float, rounds: int, low: float, high: float) -> dict:
     """Spread as fractions of the median, and whether it is large enough to flag.

@@ -4,7 +4,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES, PHASES, REFERENCE
-from ..harness.timing import FEW_ROUNDS, OTHERS_WARN, UNSTABLE
+from ..harness.timing import FEW_ROUNDS, OTHERS_WARN, UNSTABLE, fmt_time
 from .machine import machine_section
 from .memory import fmt_bytes, memory_of, memory_tables, peak_cell
 from .reading import Run, Timing
@@ -14,13 +14,6 @@ HEADLINE_BATCHES = (10, 128)
 #: the epochs whose peak memory the headline shows: the smallest and the largest batch
 HEADLINE_MEMORY_BATCHES = (10, 1024)
 FAILED = "**FAILED**"
-
-
-def fmt_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale or unit == "µs":
-            value = seconds / scale
-            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
 def fmt_spread(t: Timing) -> str:
