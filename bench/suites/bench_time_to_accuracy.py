@@ -99,15 +99,15 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
     next_seed = iter(seeds)
     flops = epoch_flops(net.spec, len(ready.X), batch)
 
-    def run_seed(seed):
-        runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target, flops))
-        runs[-1]["memory"] = watch.stop()                    # reads /proc only: the peak of this seed's run
-
-    def setup():                                             # untimed: trims the heap, resets the peak
+    def setup():            # untimed: the previous seed's peak, then a trimmed heap and a reset peak
+        if runs:
+            runs[-1]["memory"] = watch.stop()
         watch.start()
         return (next(next_seed),), {}
 
-    benchmark.pedantic(run_seed, setup=setup, rounds=len(seeds))
+    benchmark.pedantic(lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target, flops)),
+                       setup=setup, rounds=len(seeds))
+    runs[-1]["memory"] = watch.stop()
     peaks = [r["memory"]["peak_rss"] for r in runs if r.get("memory", {}).get("peak_rss") is not None]
 
     finals = [r["final_accuracy"] or 0.0 for r in runs]
