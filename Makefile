@@ -23,6 +23,12 @@ COMPARE_FAIL ?= 15
 # This machine's label (--bench-machine): its history folder .benchmarks/<label>/ and its folder
 # under results/. Empty: the CPU model, logical CPUs and GPU (e.g. intel-xeon-2cpu).
 MACHINE ?=
+# bench, bench-quick and compare run each implementation in its own processes (python -m bench.run):
+# this many per implementation, interleaved, each timing a Pth of the rounds. Two, as asv does: one
+# process's rounds share its state, and `make compare` needs to see how much that moves a median.
+PROCESSES ?= 2
+# bench, bench-quick and compare: only these implementations (comma-separated names); empty: all.
+ONLY   ?=
 ARGS   ?=
 
 ifneq ($(IMPLS),)
@@ -73,20 +79,21 @@ train: $(STAMP)
 check: $(STAMP)
 	$(VENV)/bin/nnbench check $(IMPL) $(ARGS)
 
-# The pytest-benchmark suites in bench/ (mode full or quick). A session that passed is saved, with
-# every round's time, to the history in .benchmarks/<machine label>/ (the --benchmark-compare
-# baseline); a failed one goes to .benchmarks/failed/ instead (bench/harness/plugin.py). Either way
-# $(3)/<machine label>/ is rendered from the run's JSON, failures marked, then $(3)/README.md, every
-# machine in $(3) side by side; make exits with pytest's status; an interrupted run (status > 1)
-# leaves them as they were. bench-quick renders into results/quick/ so it never replaces the full run's tables.
-MACHINE_ARG = $(if $(MACHINE),--bench-machine=$(MACHINE))
+# The pytest-benchmark suites in bench/ (mode full or quick), each implementation in PROCESSES
+# processes of its own (python -m bench.run; ARGS go to every pytest process). A run that passed is
+# saved, with every round's time, to the history in .benchmarks/<machine label>/ (the compare
+# baseline); a failed one goes to .benchmarks/failed/ instead. Either way $(3)/<machine label>/ is
+# rendered from the run's JSON, failures marked, then $(3)/README.md, every machine in $(3) side by
+# side; make exits with the run's status; an interrupted run (status > 1) leaves them as they were.
+# bench-quick renders into results/quick/ so it never replaces the full run's tables.
+MACHINE_ARG = $(if $(MACHINE),--machine=$(MACHINE)) $(if $(ONLY),--only=$(ONLY))
 define run_bench
 	@mkdir -p .benchmarks && rm -f .benchmarks/last-$(1).json
-	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m pytest bench --bench-mode=$(1) --benchmark-autosave \
-	    --benchmark-save-data --benchmark-json=.benchmarks/last-$(1).json $(MACHINE_ARG) $(ARGS) || status=$$?; \
+	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m bench.run --mode=$(1) --processes=$(PROCESSES) --save \
+	    --json=.benchmarks/last-$(1).json $(MACHINE_ARG) -- $(ARGS) || status=$$?; \
 	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out '$(3)/{machine}' \
 	    && $(PY) -m bench.report $(3) --out $(3) || status=$$?; \
-	else echo "make: pytest exited with status $$status: $(3) left as it was" >&2; fi; \
+	else echo "make: the benchmark run exited with status $$status: $(3) left as it was" >&2; fi; \
 	exit $$status
 endef
 
@@ -96,10 +103,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(call run_bench,quick,make bench-quick,results/quick)
 
-# Re-run the MODE (default quick) suites against this machine's last saved run; saves nothing.
-# Each benchmark is reported faster, slower, noise, or too few rounds to decide.
+# Re-run the MODE (default quick) suites, as bench does, against this machine's newest saved run of
+# that mode; saves nothing. Each benchmark is reported faster, slower, noise, or too few rounds to decide.
 compare: $(STAMP)
-	$(PY) -m pytest bench --bench-mode=$(MODE) --benchmark-compare --bench-compare-fail=$(COMPARE_FAIL) $(MACHINE_ARG) $(ARGS)
+	$(PY) -m bench.run --mode=$(MODE) --processes=$(PROCESSES) --compare --compare-fail=$(COMPARE_FAIL) $(MACHINE_ARG) -- $(ARGS)
 
 # py-spy flamegraph + speedscope profile of one implementation and phase, under results/profiles/.
 profile: $(STAMP)

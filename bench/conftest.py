@@ -9,7 +9,8 @@ declines the network skips with its reason; any other error fails.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -21,7 +22,7 @@ from impls.core.train import build
 
 from .harness.phases import MODES, PHASES, REFERENCE, Mode, tta_tag
 from .harness.plugin import (  # noqa: F401  (hooks: this conftest is their plugin)
-    DATA_BYTES, DATA_SOURCE, pytest_addoption, pytest_benchmark_compare_machine_info, pytest_benchmark_update_json,
+    DATA_BYTES, DATA_SOURCE, only, pytest_addoption, pytest_benchmark_compare_machine_info, pytest_benchmark_update_json,
     pytest_benchmark_update_machine_info, pytest_configure, pytest_runtest_call, pytest_runtest_makereport,
     pytest_runtest_protocol, pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary,
     pytest_terminal_summary_compare, pytest_terminal_summary_fail_on_regression)
@@ -36,16 +37,21 @@ class Settings:
 
 
 def _settings(config) -> Settings:
-    return Settings(MODES[config.getoption("bench_mode")], PRESETS[config.getoption("bench_preset")],
-                    config.getoption("bench_threads"))
+    mode = MODES[config.getoption("bench_mode")]
+    _, processes = config.getoption("bench_process")
+    if processes > 1:   # one of P processes timing the same epochs: a Pth of the rounds each, 3 at least
+        share = lambda rounds: max(min(3, rounds), math.ceil(rounds / processes))  # noqa: E731
+        mode = replace(mode, epoch_seconds=mode.epoch_seconds / processes,
+                       epoch_rounds=tuple(map(share, mode.epoch_rounds)))
+    return Settings(mode, PRESETS[config.getoption("bench_preset")], config.getoption("bench_threads"))
 
 
-def tta_params(mode: Mode):
+def tta_params(mode: Mode, metafunc):
     """(preset, impl, seeds) for every preset and implementation. The reference's share is
     decided per mode (it is ~30x slower); where it does not run it skips, saying why."""
     params = []
     for preset in PRESETS:
-        for impl in impl_params():
+        for impl in impl_params(among=only(metafunc.config)):
             name = impl.values[0]
             seeds = mode.tta_reference.get(preset) if name == REFERENCE else mode.tta_seeds
             marks = list(impl.marks)
@@ -65,17 +71,31 @@ def pytest_generate_tests(metafunc):
         return
     phase, settings = PHASES[name], _settings(metafunc.config)
     if phase.per_preset:
-        metafunc.parametrize("preset_name,impl,seeds", tta_params(settings.mode))
+        metafunc.parametrize("preset_name,impl,seeds", tta_params(settings.mode, metafunc))
         return
-    metafunc.parametrize("impl", impl_params())
+    metafunc.parametrize("impl", impl_params(among=only(metafunc.config)))
     n = settings.mode.epoch_examples
     suffix = f"-n{n}" if name == "epoch" and n else ""   # the id says when an epoch is not the preset's
     metafunc.parametrize("batch", phase.batch_sizes(settings.mode.name, settings.preset), ids=lambda b: f"b{b}{suffix}")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Group benchmarks per phase and batch size (pytest-benchmark's table then compares
-    implementations side by side) and time them with the synchronizing timer."""
+    """Keep what ``--bench-only`` and ``--bench-process`` ask for (time to accuracy, one round per
+    seed, runs in process 1 only); group benchmarks per phase and batch size (pytest-benchmark's
+    table then compares implementations side by side) and time them with the synchronizing timer."""
+    keep, (process, _) = only(config), config.getoption("bench_process")
+
+    def wanted(item):
+        params = getattr(item, "callspec", None)
+        params = params.params if params else {}
+        phase = getattr(getattr(item, "module", None), "PHASE", None)
+        return ((keep is None or "impl" not in params or params["impl"] in keep)
+                and not (process > 1 and phase in PHASES and PHASES[phase].per_preset))
+
+    deselected = [item for item in items if not wanted(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if wanted(item)]
     for item in items:
         phase = getattr(getattr(item, "module", None), "PHASE", None)
         if phase is None or "benchmark" not in getattr(item, "fixturenames", ()):

@@ -34,7 +34,6 @@ import shlex
 import time
 
 import pytest
-from tabulate import tabulate
 
 from impls.core.argtypes import thread_count
 from impls.core.presets import PRESETS
@@ -44,7 +43,7 @@ from . import compare
 from .machine import check_label, describe, label_of, this_label
 from .memory import session_peak
 from .phases import MODES
-from .timing import OTHERS_WARN, fmt_time, measured_peak
+from .timing import OTHERS_WARN, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
 FINISHED = pytest.StashKey[int]()          # tests whose run (setup, call, teardown) completed
@@ -72,6 +71,13 @@ def pytest_addoption(parser):
     group.addoption("--bench-impl", action="append", default=[], metavar="SPEC",
                     help="also benchmark your own implementation, [NAME=]module:Class[(option=value, ...)] "
                          "(repeatable; $NNBENCH_IMPLS does the same)")
+    group.addoption("--bench-only", action="append", default=[], metavar="NAME[,NAME...]",
+                    help="benchmark only these implementations (repeatable); the others are deselected. "
+                         "`python -m bench.run` gives each implementation its own process this way")
+    group.addoption("--bench-process", type=_share, default=(1, 1), metavar="K/P",
+                    help="this session is process K of P timing the same benchmarks (python -m bench.run "
+                         "pools their rounds): epochs time 1/P of the mode's rounds (3 at least), and time "
+                         "to accuracy runs in process 1 only. Default: 1/1")
     group.addoption("--bench-machine", metavar="NAME", default=None,
                     help="this machine's label: its history folder (<storage>/NAME/) and its column when "
                          "machines are compared. Default: CPU model, logical CPUs and GPU, e.g. "
@@ -98,6 +104,24 @@ def _percent(text: str) -> float:
     return value
 
 
+def _share(text: str) -> tuple[int, int]:
+    import argparse
+    k, _, p = str(text).partition("/")
+    try:
+        share = int(k), int(p)
+    except ValueError:
+        share = (0, 0)
+    if not 1 <= share[0] <= share[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/P with 1 <= K <= P (e.g. 2/3)")
+    return share
+
+
+def only(config) -> set[str] | None:
+    """The implementations ``--bench-only`` keeps, or None: all of them."""
+    names = {n.strip() for arg in config.getoption("bench_only", default=[]) or [] for n in arg.split(",")}
+    return {n for n in names if n} or None
+
+
 def pytest_configure(config):
     config.stash[CPU_AT_START] = _cpu_clock()
     name = config.getoption("bench_machine", default=None)
@@ -112,12 +136,16 @@ def pytest_configure(config):
     import pytest_benchmark.session
     pytest_benchmark.session.get_machine_id = lambda: label
     from impls.core.errors import NnbenchError
-    from impls.core.registry import register
+    from impls.core.registry import names, register
     for spec in config.getoption("bench_impl", default=[]) or []:
         try:
             register(spec, "--bench-impl")
         except NnbenchError as exc:
             raise pytest.UsageError(f"--bench-impl: {exc}") from None
+    unknown = sorted((only(config) or set()) - set(names()))
+    if unknown:
+        raise pytest.UsageError(f"--bench-only: no implementation named {', '.join(map(repr, unknown))} "
+                                f"(registered: {', '.join(names())})")
 
 
 def _cpu_clock():
@@ -222,7 +250,10 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         outcome = outcomes.get(bench["fullname"])
         if outcome:
             bench["extra_info"]["status"] = outcome["status"]
-    from impls.core.registry import available, built_in, source
+    from impls.core.registry import built_in, source
+    from impls.core.testing import _available
+    kept = only(config)
+    status = _available(None if kept is None else frozenset(kept))   # what the session parametrized over
     output_json["nnbench"] = {
         "mode": config.getoption("bench_mode"),
         "preset": config.getoption("bench_preset"),
@@ -232,9 +263,9 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "gemm_peak_gflops": measured_peak(),
         "gpu_gemm_peak_gflops": measured_peak("cuda"),
         "other_processes_cpu_share": other_processes_share(config.stash.get(CPU_AT_START, None)),
-        "available": available(),
-        "sources": {name: source(name) for name in available()},
-        "built_in": [name for name in available() if built_in(name)],
+        "available": status,
+        "sources": {name: source(name) for name in status},
+        "built_in": [name for name in status if built_in(name)],
         "data": config.stash.get(DATA_SOURCE, None),
         "dataset_bytes": config.stash.get(DATA_BYTES, None),
         "peak_rss_session": session_peak(),
@@ -272,6 +303,18 @@ def pytest_sessionfinish(session, exitstatus):
     if bs is not None and (bs.save or bs.autosave) and failed:
         _divert_save(session, bs, "was interrupted" if session.config.stash[STOPPED] else "failed")
     yield
+    if bs is not None and bs.json and not bs.benchmarks and session.config.stash.get(OUTCOMES, None):
+        _json_of_skips(session.config, bs)
+
+
+def _json_of_skips(config, bs) -> None:
+    """pytest-benchmark writes no --benchmark-json when no benchmark ran; when every one skipped or
+    failed before timing, write one anyway, so the record says why (``python -m bench.run`` reads it)."""
+    output = config.hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=[], include_data=True, machine_info=bs.get_machine_info(),
+        commit_info=config.hook.pytest_benchmark_generate_commit_info(config=config))
+    pytest_benchmark_update_json(config, [], output)
+    bs.save_json(output)
 
 
 def _divert_save(session, bs, what: str) -> None:
@@ -371,16 +414,6 @@ def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info
 
 
 # -- compare: faster, slower, or noise -------------------------------------------------------
-def _per_example(rounds, extra: dict):
-    examples = extra.get("examples") or 1
-    return None if rounds is None else [r / examples for r in rounds]
-
-
-def _examples_note(before: dict, now: dict) -> str:
-    a, b = before.get("examples"), now.get("examples")
-    return f" (rounds of {a:,} and {b:,} examples: compared per example)" if a and b and a != b else ""
-
-
 @pytest.hookimpl(trylast=True, specname="pytest_terminal_summary")
 def pytest_terminal_summary_compare(terminalreporter, config):
     """Per benchmark against each baseline: the verdict of ``compare.decide`` on the raw samples;
@@ -391,30 +424,11 @@ def pytest_terminal_summary_compare(terminalreporter, config):
     fail = config.getoption("bench_compare_fail", default=None)
     alpha = config.getoption("bench_alpha", default=compare.ALPHA)
     threshold = compare.THRESHOLD if fail is None else fail
+    current = [b.as_dict(include_data=True) for b in bs.benchmarks if b]
     regressions = []
     for path, baseline in bs.compared_mapping.items():
-        rows, counts = [], {}
-        for bench in bs.benchmarks:
-            before = baseline.get(bench.fullname)
-            if before is None or not bench:
-                continue
-            if bench.extra_info.get("status", "passed") != "passed":
-                rows.append([bench.name, "", "", "", "", "", "", "this run's test failed: not compared"])
-                continue
-            # per example: a test id's rounds may cover a different prefix of the epoch in each run
-            # (the reference's epoch, ~4 s, is timed on a tenth of it when the estimate passes 4 s)
-            old = _per_example(before["stats"].get("data"), before.get("extra_info", {}))
-            new = _per_example(list(bench.stats.data), bench.extra_info)
-            v = compare.decide(old, new, alpha, threshold)
-            counts[v.verdict] = counts.get(v.verdict, 0) + 1
-            if v.regression:
-                regressions.append(bench.name)
-            rows.append([bench.name, f"{v.rounds[0]} / {v.rounds[1]}", fmt_time(before["stats"]["median"]),
-                         fmt_time(bench.stats.median),
-                         "" if v.change is None else f"{100 * v.change:+.1f}%",
-                         "" if v.p is None else f"{v.p:.2g}",
-                         v.verdict.upper() if v.regression else v.verdict,
-                         v.why + _examples_note(before.get("extra_info", {}), bench.extra_info)])
+        rows, counts, slower = compare.compare_runs(list(baseline.values()), current, alpha, threshold)
+        regressions += slower
         if not rows:
             continue
         terminalreporter.write_sep("-", f"nnbench compare against {path}")
@@ -424,20 +438,9 @@ def pytest_terminal_summary_compare(terminalreporter, config):
                 f"nnbench: the baseline is a {theirs} run and this is {mode}: its benchmarks ran beside others, and "
                 f"such differences are not in the rounds; save a {mode} run (`make bench{'-quick' if mode == 'quick' else ''}` or --bench-mode "
                 f"{mode} --benchmark-autosave) to compare like with like", yellow=True)
-        terminalreporter.write_line(
-            f"Mann-Whitney U on each benchmark's rounds, two-sided, alpha {alpha:g}; "
-            + (f"a run fails on a significant slowdown beyond {fail:g}%" if fail is not None
-               else "no --bench-compare-fail: the run does not fail on a slowdown"))
-        terminalreporter.write_line(tabulate(
-            rows, headers=["benchmark", "rounds (before / now)", "median before", "median now", "change", "p",
-                           "verdict", ""], disable_numparse=True))
-        terminalreporter.write_line(
-            "nnbench compare: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        terminalreporter.write_line(compare.render(rows, counts, alpha, fail))
+    if fail is not None:
+        terminalreporter.write_line(compare.conclusion(regressions, fail), red=bool(regressions),
+                                    green=not regressions, bold=bool(regressions))
     if regressions and fail is not None:
-        terminalreporter.write_line(
-            f"nnbench: {len(regressions)} benchmark(s) significantly slower than the baseline by more than {fail:g}%: "
-            + ", ".join(regressions), red=True, bold=True)
         config.stash[SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED
-    elif fail is not None:
-        terminalreporter.write_line(f"nnbench: no regression (no benchmark significantly slower by more than "
-                                    f"{fail:g}%)", green=True)

@@ -44,9 +44,9 @@ def machine_section(run: Run) -> str:
                       else "not measured"),
         *([("GPU GEMM peak", _gemm_peaks(gpu_peak) + f" (torch, {GPU_GEMM_N}² product, best of 5; the share of peak "
                                                       "of a CUDA implementation is of this)")] if gpu_peak else []),
-        ("peak resident memory", "not measured" if not meta.get("peak_rss_session") else
-         f"{meta['peak_rss_session'] / 1e9:.2f} GB: the whole session's highest resident memory (this process: "
-         "libraries, dataset, every implementation in turn)"),
+        ("peak resident memory", _peak_rss(meta)),
+        *([("processes", f"{meta['processes']} per implementation (`python -m bench.run`), interleaved; each "
+                         "benchmark's rounds pooled from them")] if meta.get("processes") else []),
         ("other processes", "not measured" if others is None else
          f"{100 * others:.1f}% of the machine's CPU time during the run"
          + (" ⚠ they competed with the benchmarks" if others > OTHERS_WARN else "")),
@@ -56,3 +56,16 @@ def machine_section(run: Run) -> str:
 
 def _gemm_peaks(peak: dict) -> str:
     return ", ".join(f"{'SGEMM' if d == 'float32' else 'DGEMM'} {v:.0f} GFLOP/s" for d, v in peak.items())
+
+
+def _peak_rss(meta: dict) -> str:
+    peak, per = meta.get("peak_rss_session"), meta.get("peak_rss_processes") or {}
+    if not peak:
+        return "not measured"
+    if not per:
+        return (f"{peak / 1e9:.2f} GB: the whole session's highest resident memory (this process: libraries, "
+                "dataset, every implementation in turn)")
+    top = max(per, key=lambda k: per[k] or 0)
+    return (f"{peak / 1e9:.2f} GB: the largest process's highest resident memory ({top}'s: its libraries, the "
+            "dataset, its benchmarks in turn); each implementation's: "
+            + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in sorted(per.items(), key=lambda kv: -(kv[1] or 0)) if v))

@@ -193,9 +193,10 @@ def register(spec: str, source: str = "--impl") -> str:
     return registry().add_spec(spec, source)
 
 
-def available() -> dict[str, str | None]:
-    """Every registered name -> None if it can run here, else the reason it cannot."""
-    return {name: registry().load(name)[2] for name in names()}
+def available(among=None) -> dict[str, str | None]:
+    """Every registered name (or those of ``among``) -> None if it can run here, else the reason it
+    cannot. Asking imports the implementation's module and its framework."""
+    return {name: registry().load(name)[2] for name in names() if among is None or name in among}
 
 
 def unsupported(name: str, spec) -> str | None:

@@ -1,0 +1,311 @@
+"""``python -m bench.run``: the benchmark suites with every implementation in its own processes.
+
+``pytest bench`` times every implementation in one process. Two things that process cannot give:
+
+- **Memory.** It holds every framework at once (numba, torch with Inductor, JAX, scikit-learn:
+  ~600 MB before any work) plus MNIST, and a full-batch time-to-accuracy run adds its working set
+  on top: `make bench` peaked at 1.81 GB that way. Here a process holds one implementation's
+  libraries, so the run's peak is the largest of them.
+- **Noise between processes.** One process's rounds share its state, and the same benchmark's
+  median moves between processes by far more than its rounds spread (``bench/harness/compare.py``).
+  Here every benchmark is timed in ``--processes`` P processes, interleaved (each implementation
+  once, then each again), so they are minutes apart; each times a Pth of the rounds
+  (``--bench-process``), the rounds are pooled, and each process's median is kept in
+  ``extra_info["processes"]`` for ``make compare``.
+
+The parts are pytest-benchmark JSONs; they are merged into one run of the same format
+(``--json``), which is saved to the machine's history (``--save``, passed runs only) or compared
+with its newest saved run of the same mode (``--compare``). Interrupted (Ctrl-C, a usage error):
+nothing is written. A process that dies is recorded as a failure of its implementation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .harness import compare
+from .harness.machine import check_label, label_of, this_label
+from .harness.phases import MODES
+
+#: pytest-benchmark's --benchmark-max-time default: the forward/backward calibration's budget
+MAX_TIME = 1.0
+_SEVERITY = {"skipped": 0, "passed": 1, "failed": 2}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
+                                epilog="Arguments after -- go to every pytest process (e.g. -- --bench-preset relu).")
+    p.add_argument("--mode", choices=list(MODES), default="full", help="as pytest's --bench-mode. Default: full")
+    p.add_argument("--processes", type=_positive, default=2, metavar="P",
+                   help="processes per implementation, each timing a Pth of the rounds. Default: 2")
+    p.add_argument("--machine", metavar="NAME", help=f"this machine's label (default: {this_label()})")
+    p.add_argument("--impl", action="append", default=[], metavar="SPEC",
+                   help="also benchmark your own implementation, [NAME=]module:Class (repeatable)")
+    p.add_argument("--only", metavar="NAME[,NAME...]", help="only these implementations")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the merged run here")
+    p.add_argument("--storage", type=Path, default=Path(".benchmarks"), help="history folder. Default: .benchmarks")
+    p.add_argument("--save", action="store_true", help="save the run to <storage>/<label>/ (a failed one to failed/)")
+    p.add_argument("--compare", nargs="?", const=True, default=None, metavar="RUN",
+                   help="compare with this machine's newest saved run of the same mode (or RUN: a saved file)")
+    p.add_argument("--compare-fail", type=float, metavar="PCT",
+                   help="with --compare: exit 1 on a significant slowdown beyond PCT percent")
+    p.add_argument("--compare-other-machine", action="store_true", help="allow a baseline of another label")
+    args, rest = p.parse_known_args(argv)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    for i, arg in enumerate(rest):    # pytest's own spelling of --storage (README: a shared history)
+        if arg.startswith("--benchmark-storage"):
+            value = arg.partition("=")[2] or (rest[i + 1] if i + 1 < len(rest) else "")
+            args.storage = Path(value.removeprefix("file://"))
+    if args.compare_fail is not None and args.compare is None:
+        p.error("--compare-fail needs --compare")
+    try:
+        args.machine = check_label(args.machine) if args.machine else this_label()
+    except ValueError as exc:
+        p.error(f"--machine: {exc}")
+    return args, rest
+
+
+def _positive(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes (1 or more)")
+    return int(text)
+
+
+def implementations(specs) -> dict[str, str | None]:
+    """name -> why it cannot run here (None: it can), asked of a child process so that this one
+    never imports a framework: it stays small while the benchmarks run."""
+    code = ("import json, sys\nfrom impls.core.registry import available, register\n"
+            "for spec in sys.argv[1:]: register(spec, '--impl')\nprint(json.dumps(available()))")
+    out = subprocess.run([sys.executable, "-c", code, *specs], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"nnbench: cannot list the implementations: {out.stderr.strip().splitlines()[-1]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plan(status: dict, only: str | None, processes: int) -> list[tuple[list[str], int]]:
+    """(implementations, process number) for each process, in the order they run: every available
+    implementation alone, once per pass; the unavailable ones together in the first pass (they skip)."""
+    wanted = [n for n in status if not only or n in only.split(",")]
+    unknown = sorted(set((only or "").split(",")) - set(status) - {""})
+    if unknown:
+        raise SystemExit(f"nnbench: --only: no implementation named {', '.join(unknown)} (registered: "
+                         f"{', '.join(status)})")
+    ready = [n for n in wanted if status[n] is None]
+    skipped = [n for n in wanted if status[n] is not None]
+    return ([([n], k) for k in range(1, processes + 1) for n in ready]
+            + ([(skipped, 1)] if skipped else []))
+
+
+def run_part(names, k, args, rest, out: Path) -> int:
+    cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", f"--bench-mode={args.mode}",
+           f"--bench-only={','.join(names)}", f"--bench-process={k}/{args.processes}", f"--benchmark-json={out}",
+           f"--bench-machine={args.machine}", *(f"--bench-impl={s}" for s in args.impl)]
+    if not any(a.startswith("--benchmark-max-time") for a in rest):
+        cmd.append(f"--benchmark-max-time={MAX_TIME / args.processes:g}")
+    return subprocess.run([*cmd, *rest]).returncode
+
+
+def _died(code: int) -> str:
+    import signal
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+        return (f"the benchmark process died of {name}"
+                + (" (the kernel's out-of-memory killer sends it)" if name == "SIGKILL" else ""))
+    return f"the benchmark process exited with status {code} and wrote no results"
+
+
+def merge(parts: list[dict], processes: int) -> dict:
+    """One run from the parts: each benchmark's rounds pooled over its processes (stats recomputed
+    by pytest-benchmark's own ``Stats``), each process's median and peak kept beside them."""
+    from pytest_benchmark.stats import Stats
+    first = parts[0]
+    run = {k: v for k, v in first.items() if k not in ("benchmarks", "nnbench")}
+    info = run["machine_info"].get("nnbench", {})
+    for part in parts[1:]:                 # thread pools of every process's libraries
+        info.get("threads", {}).update(part["machine_info"].get("nnbench", {}).get("threads", {}))
+        seen = {b["library"] for b in info.get("blas", [])}
+        info.setdefault("blas", []).extend(b for b in part["machine_info"].get("nnbench", {}).get("blas", [])
+                                           if b["library"] not in seen)
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for bench in part["benchmarks"]:
+            examples = bench["extra_info"].get("examples")
+            one = {"median": bench["stats"]["median"], "rounds": bench["stats"]["rounds"], "examples": examples,
+                   "peak_rss_session": part["nnbench"].get("peak_rss_session")}
+            if bench["fullname"] not in merged:
+                merged[bench["fullname"]] = {**bench, "extra_info": {**bench["extra_info"], "processes": []}}
+                merged[bench["fullname"]]["_data"] = []
+            into = merged[bench["fullname"]]
+            into["extra_info"]["processes"].append(one)
+            # An epoch whose estimate passes 4 s is timed on a tenth of the set: near that line one
+            # process may time a tenth and the other all of it. Rounds are pooled per example, in
+            # the first process's unit (each process's own median and examples are kept above).
+            scale = (into["extra_info"].get("examples") or 1) / (examples or 1)
+            into["_data"] += [t * scale for t in bench["stats"]["data"]]
+            if bench["extra_info"].get("status") == "failed":
+                into["extra_info"].update(status="failed", failure=bench["extra_info"].get("failure"))
+    for bench in merged.values():
+        stats = Stats()
+        for seconds in bench.pop("_data"):
+            stats.update(seconds)
+        bench["stats"] = {**stats.as_dict(), "data": stats.data}
+    run["benchmarks"] = list(merged.values())
+    outcomes: dict[str, dict] = {}
+    for part in parts:
+        for o in part["nnbench"]["outcomes"]:
+            if o["test"] not in outcomes or _SEVERITY[o["status"]] > _SEVERITY[outcomes[o["test"]]["status"]]:
+                outcomes[o["test"]] = o
+    peaks = [p["nnbench"]["gemm_peak_gflops"] for p in parts if p["nnbench"].get("gemm_peak_gflops")]
+    rss = {",".join(sorted({o["impl"] for o in p["nnbench"]["outcomes"] if "impl" in o})): p["nnbench"].get(
+        "peak_rss_session") for p in parts}
+    run["nnbench"] = {
+        **first["nnbench"],
+        "outcomes": list(outcomes.values()),
+        "processes": processes,
+        # each process measures the GEMM peak once; the median is the run's
+        "gemm_peak_gflops": ({d: statistics.median(p[d] for p in peaks) for d in peaks[0]} if peaks else None),
+        "peak_rss_session": max((v for v in rss.values() if v), default=None),
+        "peak_rss_processes": rss,
+        "session": max((p["nnbench"]["session"] for p in parts), key=("passed", "failed", "interrupted").index),
+    }
+    return run
+
+
+def main(argv=None) -> int:
+    args, rest = parse_args(sys.argv[1:] if argv is None else argv)
+    from .harness.plugin import _cpu_clock, other_processes_share
+    baseline = _baseline(args) if args.compare is not None else None     # before minutes of benchmarks
+    if baseline is not None and not isinstance(baseline, tuple):
+        return baseline
+    start, began = _cpu_clock(), time.monotonic()
+    status = implementations(args.impl)
+    steps = plan(status, args.only, args.processes)
+    parts, crashed = [], []
+    with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp:
+        for i, (names, k) in enumerate(steps, 1):
+            print(f"\nnnbench: [{i}/{len(steps)}] {', '.join(names)}: process {k} of {args.processes}", flush=True)
+            out = Path(tmp) / f"part{i}.json"
+            try:
+                code = run_part(names, k, args, rest, out)
+            except KeyboardInterrupt:
+                code = 2
+            if code in (2, 3, 4) or code < 0 and code in (-2, -15):
+                print(f"nnbench: stopped (pytest exit status {code}): nothing written or saved", file=sys.stderr)
+                return 2
+            if code < 0 or (code == 1 and not out.exists()):
+                crashed.append({"test": f"{', '.join(names)}: process {k} of {args.processes}", "status": "failed",
+                                "impl": names[0], "phase": None, "message": _died(code)})
+            if out.exists():
+                parts.append(json.loads(out.read_text()))
+    if not parts:
+        print("nnbench: no benchmark ran (every implementation filtered out or skipped)", file=sys.stderr)
+        return 5
+    run = merge(parts, args.processes)
+    ran = {n for p in parts for n in p["nnbench"]["available"]}
+    run["nnbench"]["available"] = {n: why for n, why in status.items() if n in ran}
+    for key in ("sources", "built_in"):
+        run["nnbench"][key] = type(parts[0]["nnbench"][key])()
+    for p in parts:
+        run["nnbench"]["sources"].update(p["nnbench"]["sources"])
+        run["nnbench"]["built_in"] += [n for n in p["nnbench"]["built_in"] if n not in run["nnbench"]["built_in"]]
+    run["nnbench"]["command"] = os.environ.get("NNBENCH_COMMAND") or shlex.join(["python", "-m", "bench.run",
+                                                                               *(argv or sys.argv[1:])])
+    run["nnbench"]["other_processes_cpu_share"] = other_processes_share(start)
+    run["nnbench"]["wall_seconds"] = time.monotonic() - began
+    if crashed:          # what the process had timed before it died is gone with it
+        run["nnbench"]["session"] = "failed"
+        run["nnbench"]["outcomes"] += crashed
+    failed = run["nnbench"]["session"] != "passed"
+    _summary(run, crashed)
+    if args.json:
+        _write(args.json, run)
+    if args.save:
+        _save(run, args, failed)
+    code = 1 if failed else 0
+    if baseline is not None:
+        code = max(code, _compare(run, args, *baseline))
+    return code
+
+
+def _summary(run, crashed):
+    rss = run["nnbench"]["peak_rss_processes"]
+    big = max(rss, key=lambda k: rss[k] or 0)
+    print(f"\nnnbench: {len(run['benchmarks'])} benchmarks from {len(rss)} kinds of process; the largest peak "
+          f"resident memory, {(rss[big] or 0) / 1e9:.2f} GB, was {big}'s")
+    share = run["nnbench"]["other_processes_cpu_share"]
+    if share is not None:
+        print(f"nnbench: other processes used {100 * share:.1f}% of the machine's CPU time during this run")
+    for outcome in crashed:
+        print(f"nnbench: {outcome['test']}: {outcome['message']}", file=sys.stderr)
+
+
+def _write(path: Path, run: dict):
+    """Whole or not at all: a half-written JSON must never reach the report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(run, indent=2))
+    tmp.replace(path)
+
+
+def _storage(args, failed=False):
+    import logging
+    from pytest_benchmark.storage.file import FileStorage
+    return FileStorage(args.storage / "failed" if failed else args.storage, logger=logging.getLogger("nnbench"),
+                       default_machine_id=args.machine)
+
+
+def _save(run, args, failed):
+    from pytest_benchmark.utils import get_tag
+    storage = _storage(args, failed)
+    storage.save(run, get_tag())
+    where = f"{storage.path}/{args.machine}"
+    print(f"nnbench: saved to {where}" + (": the run failed, so it is no --compare baseline" if failed else ""))
+
+
+def _baseline(args):
+    """(path, run) to compare with, or the exit status of a usage error (said on stderr)."""
+    mode = args.mode
+    if args.compare is True:
+        saved = [(p, d) for p, d in _storage(args).load() if d.get("nnbench", {}).get("mode") == mode]
+        if not saved:
+            print(f"nnbench: no saved {mode} run of machine {args.machine!r} in {args.storage} to compare with; run "
+                  f"`make bench{'-quick' if mode == 'quick' else ''}` first", file=sys.stderr)
+            return 4
+        path, baseline = saved[-1]
+    else:
+        path = Path(args.compare)
+        try:
+            baseline = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"nnbench: --compare {path}: not a saved run ({exc})", file=sys.stderr)
+            return 4
+    if label_of(baseline) != args.machine and not args.compare_other_machine:
+        print(f"nnbench: the baseline {path} was measured on machine {label_of(baseline)!r}, this is "
+              f"{args.machine!r}; pass --compare-other-machine to compare them on purpose", file=sys.stderr)
+        return 4
+    return path, baseline
+
+
+def _compare(run, args, path, baseline) -> int:
+    threshold = compare.THRESHOLD if args.compare_fail is None else args.compare_fail
+    rows, counts, regressions = compare.compare_runs(baseline["benchmarks"], run["benchmarks"], compare.ALPHA, threshold)
+    print(f"\n---- nnbench compare against {path} ({baseline.get('nnbench', {}).get('processes', 1)} process(es) a "
+          f"benchmark there, {args.processes} here)")
+    print(compare.render(rows, counts, compare.ALPHA, args.compare_fail))
+    if args.compare_fail is None:
+        return 0
+    print(compare.conclusion(regressions, args.compare_fail))
+    return 1 if regressions else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""``python -m bench.run`` (bench/run.py): every implementation in processes of its own, their
+rounds pooled into one run. Merging, planning and the process-level rule of ``make compare`` on
+synthetic data; then real smoke-mode runs: a run with its history and a compare against it, a
+process that dies, and the usage errors. No assertion here depends on how fast anything ran."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_benchmark.stats import Stats
+
+from bench import run as bench_run
+from bench.harness import compare
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- make compare: a shift between processes is not a change -----------------------------------------
+STEADY = [0.300, 0.306, 0.294, 0.312, 0.297, 0.303, 0.309, 0.291, 0.300, 0.304]
+
+
+def test_a_slowdown_whose_processes_overlap_the_baselines_is_noise():
+    """Two processes a side; this run's faster process is no faster than the baseline's slower one,
+    though the pooled rounds differ beyond the threshold with p < 0.05: a shift between processes."""
+    before = STEADY + [1.6 * t for t in STEADY]
+    now = [1.6 * t for t in STEADY] * 2
+    v = compare.decide(before, now, threshold=15, processes=([0.3, 0.48], [0.48, 0.481]))
+    assert v.p < 0.05 and v.change > 0.15
+    assert v.verdict == compare.NOISE and not v.regression and "the processes overlap" in v.why
+
+
+def test_a_slowdown_in_every_process_is_a_regression():
+    v = compare.decide(STEADY * 2, [1.3 * t for t in STEADY] * 2, threshold=15, processes=([0.3, 0.31], [0.39, 0.4]))
+    assert v.verdict == compare.SLOWER and v.regression and "beyond the 15% threshold" in v.why
+    assert "one process a side" not in v.why
+
+
+def test_one_process_a_side_still_decides_but_says_what_it_cannot_see():
+    v = compare.decide(STEADY, [1.3 * t for t in STEADY], threshold=15, processes=(None, [0.39, 0.4]))
+    assert v.regression and "one process a side" in v.why
+
+
+def _bench(name, data, status="passed", examples=100, processes=None):
+    extra = {"status": status, "examples": examples, "impl": name.split("[")[1].split("-")[0]}
+    if processes:
+        extra["processes"] = [{"median": m, "rounds": 3} for m in processes]
+    return {"name": name, "fullname": f"bench/x.py::{name}", "stats": {"data": data, "median": sorted(data)[len(data) // 2],
+                                                                      "rounds": len(data)}, "extra_info": extra}
+
+
+def test_compare_runs_judges_per_example_and_by_process():
+    baseline = [_bench("test_epoch[a-b10]", STEADY, processes=[0.3, 0.31]),
+                _bench("test_epoch[b-b10]", STEADY, processes=[0.3, 0.31])]
+    current = [_bench("test_epoch[a-b10]", [1.3 * t for t in STEADY], processes=[0.39, 0.4]),
+               _bench("test_epoch[b-b10]", [0.02 * t for t in STEADY], examples=10, processes=[0.006, 0.0061]),
+               _bench("test_epoch[c-b10]", STEADY)]                            # not in the baseline: left out
+    rows, counts, regressions = compare.compare_runs(baseline, current, threshold=15)
+    assert regressions == ["test_epoch[a-b10]"] and counts == {"slower": 1, "faster": 1}
+    assert "compared per example" in rows[1][-1] and len(rows) == 2
+    assert "1 faster, 1 slower" in compare.render(rows, counts, 0.05, 15)
+
+
+# -- merging the processes' JSONs -------------------------------------------------------------------------
+def _part(benchmarks, outcomes, peak, rss, threads):
+    return {"machine_info": {"nnbench": {"threads": threads, "blas": []}}, "commit_info": {}, "datetime": "now",
+            "version": "5", "benchmarks": benchmarks,
+            "nnbench": {"mode": "quick", "outcomes": outcomes, "gemm_peak_gflops": {"float32": peak},
+                        "peak_rss_session": rss, "session": "passed", "available": {}, "sources": {},
+                        "built_in": []}}
+
+
+def _timed(name, data, status="passed"):
+    stats = Stats()
+    for t in data:
+        stats.update(t)
+    return {"name": name, "fullname": name, "stats": {**stats.as_dict(), "data": data},
+            "extra_info": {"status": status}}
+
+
+def test_merge_pools_each_benchmarks_rounds_and_keeps_each_processes_median():
+    one = _part([_timed("f[a]", [1.0, 2.0, 3.0])], [{"test": "f[a]", "status": "passed", "impl": "a"},
+                                                     {"test": "t[a]", "status": "passed", "impl": "a"}],
+                100.0, 5e8, {"numpy": 2})
+    two = _part([_timed("f[a]", [4.0, 5.0], status="failed")], [{"test": "f[a]", "status": "failed", "impl": "a"}],
+                300.0, 7e8, {"torch": 2})
+    run = bench_run.merge([one, two], processes=2)
+    [bench] = run["benchmarks"]
+    assert bench["stats"]["data"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert bench["stats"]["rounds"] == 5 and bench["stats"]["median"] == 3.0 and bench["stats"]["max"] == 5.0
+    assert [p["median"] for p in bench["extra_info"]["processes"]] == [2.0, 4.5]
+    assert bench["extra_info"]["status"] == "failed"                   # failed in any process: failed
+    assert {o["test"]: o["status"] for o in run["nnbench"]["outcomes"]} == {"f[a]": "failed", "t[a]": "passed"}
+    assert run["nnbench"]["gemm_peak_gflops"] == {"float32": 200.0}
+    assert run["nnbench"]["peak_rss_session"] == 7e8 and run["nnbench"]["processes"] == 2
+    assert run["machine_info"]["nnbench"]["threads"] == {"numpy": 2, "torch": 2}
+
+
+def test_plan_interleaves_the_processes_and_groups_what_cannot_run():
+    status = {"a": None, "b": None, "gpu1": "no GPU", "gpu2": "no GPU"}
+    assert bench_run.plan(status, None, 2) == [(["a"], 1), (["b"], 1), (["a"], 2), (["b"], 2), (["gpu1", "gpu2"], 1)]
+    assert bench_run.plan(status, "b", 1) == [(["b"], 1)]
+    with pytest.raises(SystemExit, match="no implementation named nope"):
+        bench_run.plan(status, "a,nope", 1)
+
+
+# -- real runs, smoke mode ------------------------------------------------------------------------------------
+def _run(tmp_path, *args, impls=""):
+    env = dict(os.environ, PYTHONPATH=str(REPO), NNBENCH_IMPLS=impls)
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "--mode=smoke", f"--storage={tmp_path / 'storage'}",
+                           "--machine=box", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.usefixtures("mnist")
+def test_a_run_in_two_processes_is_saved_then_compared_against(tmp_path):
+    out_json = tmp_path / "run.json"
+    code, out = _run(tmp_path, "--only=numpy", "--processes=2", f"--json={out_json}", "--save", "--",
+                     "-k", "test_forward or test_epoch", "--benchmark-min-rounds=2", "--benchmark-max-time=0.002")
+    assert code == 0, out[-4000:]
+    run = json.loads(out_json.read_text())
+    assert run["nnbench"]["processes"] == 2 and run["nnbench"]["session"] == "passed"
+    assert set(run["nnbench"]["peak_rss_processes"]) == {"numpy"}
+    for bench in run["benchmarks"]:
+        procs = bench["extra_info"]["processes"]
+        assert len(procs) == 2 and sum(p["rounds"] for p in procs) == bench["stats"]["rounds"] == len(bench["stats"]["data"])
+    assert [p.name for p in (tmp_path / "storage" / "box").glob("0001_*.json")]
+
+    code, out = _run(tmp_path, "--only=numpy", "--processes=2", "--compare", "--compare-fail=15", "--",
+                     "-k", "test_forward or test_epoch", "--benchmark-min-rounds=2", "--benchmark-max-time=0.002")
+    assert code in (0, 1), out[-4000:]
+    assert "nnbench compare against" in out and "2 process(es) a benchmark there, 2 here" in out
+    assert ("no regression" in out) == (code == 0)
+    assert not list((tmp_path / "storage" / "box").glob("0002_*.json")), "a compare saves nothing"
+
+
+@pytest.mark.usefixtures("mnist")
+def test_a_process_that_dies_is_a_failure_of_its_implementation_and_the_others_are_kept(tmp_path):
+    out_json = tmp_path / "run.json"
+    code, out = _run(tmp_path, "--only=numpy,crash", "--processes=1", f"--json={out_json}", "--save", "--",
+                     "-k", "test_epoch", impls="crash=tests.crashing:Crashing")
+    assert code == 1, out[-4000:]
+    assert "crash: process 1 of 1: the benchmark process died of SIGKILL" in out
+    run = json.loads(out_json.read_text())
+    assert run["nnbench"]["session"] == "failed"
+    assert {b["extra_info"]["impl"] for b in run["benchmarks"]} == {"numpy"}
+    assert any(o["status"] == "failed" and o["impl"] == "crash" for o in run["nnbench"]["outcomes"])
+    assert not list((tmp_path / "storage" / "box").glob("*.json")), "a failed run is no baseline"
+    assert list((tmp_path / "storage" / "failed" / "box").glob("*.json"))
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--processes=0"], "is not a whole number of processes"),
+    (["--compare"], "no saved smoke run of machine 'box'"),
+    (["--compare-fail=15"], "--compare-fail needs --compare"),
+    (["--only=nope"], "no implementation named nope"),
+])
+def test_bad_arguments_are_one_line_before_anything_runs(tmp_path, args, said):
+    code, out = _run(tmp_path, *args)
+    assert code != 0 and said in out and "Traceback" not in out, out[-2000:]
+    assert "nnbench: [1/" not in out
