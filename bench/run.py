@@ -34,6 +34,7 @@ from pathlib import Path
 from .harness import compare
 from .harness.machine import check_label, label_of, this_label
 from .harness.phases import MODES
+from .harness.timing import rates
 
 #: pytest-benchmark's --benchmark-max-time default: the forward/backward calibration's budget
 MAX_TIME = 1.0
@@ -153,11 +154,16 @@ def merge(parts: list[dict], processes: int) -> dict:
             into["_data"] += [t * scale for t in bench["stats"]["data"]]
             if bench["extra_info"].get("status") == "failed":
                 into["extra_info"].update(status="failed", failure=bench["extra_info"].get("failure"))
+            share = bench["extra_info"].get("other_processes_cpu_share")   # the report marks the worst
+            if share is not None and share > (into["extra_info"].get("other_processes_cpu_share") or 0):
+                into["extra_info"]["other_processes_cpu_share"] = share
     for bench in merged.values():
         stats = Stats()
         for seconds in bench.pop("_data"):
             stats.update(seconds)
         bench["stats"] = {**stats.as_dict(), "data": stats.data}
+        if stats:
+            bench["extra_info"].update(rates(bench["extra_info"], stats))
     run["benchmarks"] = list(merged.values())
     outcomes: dict[str, dict] = {}
     for part in parts:
@@ -165,8 +171,11 @@ def merge(parts: list[dict], processes: int) -> dict:
             if o["test"] not in outcomes or _SEVERITY[o["status"]] > _SEVERITY[outcomes[o["test"]]["status"]]:
                 outcomes[o["test"]] = o
     peaks = [p["nnbench"]["gemm_peak_gflops"] for p in parts if p["nnbench"].get("gemm_peak_gflops")]
-    rss = {",".join(sorted({o["impl"] for o in p["nnbench"]["outcomes"] if "impl" in o})): p["nnbench"].get(
-        "peak_rss_session") for p in parts}
+    rss: dict[str, float | None] = {}     # implementation(s) -> the highest peak of their processes
+    for p in parts:
+        key, peak = ",".join(sorted({o["impl"] for o in p["nnbench"]["outcomes"] if "impl" in o})), \
+            p["nnbench"].get("peak_rss_session")
+        rss[key] = max(peak or 0, rss.get(key) or 0) or None
     run["nnbench"] = {
         **first["nnbench"],
         "outcomes": list(outcomes.values()),

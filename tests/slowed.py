@@ -1,9 +1,12 @@
 """A test-only implementation: NumPy's network made slower by a known factor, to show that
-`make compare` catches a slowdown (README, "Compare runs"). Not registered anywhere; name it on
-the command line, with the same NAME for the baseline and the slowed run so their test ids match:
+`make compare` catches a slowdown (README, "Compare runs"). Not registered anywhere; name it in
+$NNBENCH_IMPLS, with the same NAME for the baseline and the slowed run so their test ids match,
+and keep its history apart from the real one:
 
-    make bench-quick ARGS='-k "epoch and under-test"' IMPLS='under-test=tests.slowed:Slowed'
-    make compare ARGS='-k "epoch and under-test"' IMPLS='under-test=tests.slowed:Slowed(factor=1.3)'
+    export NNBENCH_IMPLS='under-test=tests.slowed:Slowed'
+    python -m bench.run --mode quick --only under-test --storage /tmp/demo --save
+    NNBENCH_IMPLS='under-test=tests.slowed:Slowed(factor=1.3)' \
+        python -m bench.run --mode quick --only under-test --storage /tmp/demo --compare --compare-fail 15
 
 Each public call (``train_epoch``, ``feedforward``, ``backprop``) runs NumPy's code, then spins
 until ``factor`` times the time it took has passed: ``factor=1.3`` costs 30% more per call,

@@ -76,7 +76,8 @@ def _timed(name, data, status="passed"):
     for t in data:
         stats.update(t)
     return {"name": name, "fullname": name, "stats": {**stats.as_dict(), "data": data},
-            "extra_info": {"status": status}}
+            "extra_info": {"status": status, "examples": 10, "flops": 4e9, "peak_gflops": 100.0,
+                           "gflops": 4 / stats.median}}
 
 
 def test_merge_pools_each_benchmarks_rounds_and_keeps_each_processes_median():
@@ -91,9 +92,14 @@ def test_merge_pools_each_benchmarks_rounds_and_keeps_each_processes_median():
     assert bench["stats"]["rounds"] == 5 and bench["stats"]["median"] == 3.0 and bench["stats"]["max"] == 5.0
     assert [p["median"] for p in bench["extra_info"]["processes"]] == [2.0, 4.5]
     assert bench["extra_info"]["status"] == "failed"                   # failed in any process: failed
+    # what the report shows beside the time is the pooled median's, not the first process's
+    assert bench["extra_info"]["gflops"] == 4 / 3.0 and bench["extra_info"]["examples_per_s"] == 10 / 3.0
+    assert bench["extra_info"]["pct_peak"] == pytest.approx(100 * 4 / 3.0 / 100.0)
+    assert bench["extra_info"]["iqr_frac"] == bench["stats"]["iqr"] / 3.0
     assert {o["test"]: o["status"] for o in run["nnbench"]["outcomes"]} == {"f[a]": "failed", "t[a]": "passed"}
     assert run["nnbench"]["gemm_peak_gflops"] == {"float32": 200.0}
     assert run["nnbench"]["peak_rss_session"] == 7e8 and run["nnbench"]["processes"] == 2
+    assert run["nnbench"]["peak_rss_processes"] == {"a": 7e8}          # the higher of a's two processes
     assert run["machine_info"]["nnbench"]["threads"] == {"numpy": 2, "torch": 2}
 
 

@@ -183,7 +183,17 @@ def record(benchmark, *, phase: str, net, preset, batch: int, examples: int, **m
                                 flops=flops, status="passed", **more)
     stats = record_spread(benchmark, net)
     if stats:
-        peak = gemm_peak(device=device_of(net))[net.spec.dtype]
-        gflops = flops / stats.median / 1e9
-        benchmark.extra_info.update(examples_per_s=examples / stats.median, gflops=gflops, peak_gflops=peak,
-                                    pct_peak=100 * gflops / peak)
+        benchmark.extra_info["peak_gflops"] = gemm_peak(device=device_of(net))[net.spec.dtype]
+        benchmark.extra_info.update(rates(benchmark.extra_info, stats))
+
+
+def rates(extra: dict, stats) -> dict:
+    """What a benchmark's rounds give beside its ``extra_info`` (examples, FLOPs, the GEMM peak):
+    the spread, examples/s, GFLOP/s and share of the peak, from pytest-benchmark's ``Stats``.
+    ``python -m bench.run`` recomputes them from the rounds it pooled."""
+    out = spread(stats.median, stats.iqr, stats.stddev, stats.rounds, stats.min, stats.max)
+    if stats.median > 0 and extra.get("examples") and extra.get("flops") is not None and extra.get("peak_gflops"):
+        gflops = extra["flops"] / stats.median / 1e9
+        out.update(examples_per_s=extra["examples"] / stats.median, gflops=gflops,
+                   pct_peak=100 * gflops / extra["peak_gflops"])
+    return out
