@@ -140,8 +140,11 @@ def merge(parts: list[dict], processes: int) -> dict:
     for part in parts:
         for bench in part["benchmarks"]:
             examples = bench["extra_info"].get("examples")
+            # the process's own GEMM peak too: a whole process slower than its twin shows there as well
+            # when the machine, not the code, was slower at the time
             one = {"median": bench["stats"]["median"], "rounds": bench["stats"]["rounds"], "examples": examples,
-                   "peak_rss_session": part["nnbench"].get("peak_rss_session")}
+                   "peak_rss_session": part["nnbench"].get("peak_rss_session"),
+                   "gemm_peak_gflops": part["nnbench"].get("gemm_peak_gflops")}
             if bench["fullname"] not in merged:
                 merged[bench["fullname"]] = {**bench, "extra_info": {**bench["extra_info"], "processes": []}}
                 merged[bench["fullname"]]["_data"] = []

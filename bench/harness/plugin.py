@@ -23,6 +23,9 @@
   (``bench/harness/compare.py``: faster, slower, noise, or too few rounds to decide);
   ``--bench-compare-fail=PCT`` fails the run on a significant slowdown beyond PCT percent.
 
+- ``--bench-only`` and ``--bench-process K/P`` make a session one of ``python -m bench.run``'s
+  processes: one implementation's benchmarks (the others are never imported), a Pth of the rounds.
+
 ``bench/conftest.py`` imports these hooks; ``pytest -p bench.harness.plugin`` loads them alone.
 It relies on pytest-benchmark internals (its session object's storage and save/compare
 settings): pyproject.toml pins the minor version that tests/test_bench_plugin.py exercises.
