@@ -46,12 +46,12 @@ def _settings(config) -> Settings:
     return Settings(mode, PRESETS[config.getoption("bench_preset")], config.getoption("bench_threads"))
 
 
-def tta_params(mode: Mode, metafunc):
-    """(preset, impl, seeds) for every preset and implementation. The reference's share is
+def tta_params(mode: Mode, among=None):
+    """(preset, impl, seeds) for every preset and implementation (of ``among``, if given). The reference's share is
     decided per mode (it is ~30x slower); where it does not run it skips, saying why."""
     params = []
     for preset in PRESETS:
-        for impl in impl_params(among=only(metafunc.config)):
+        for impl in impl_params(among=among):
             name = impl.values[0]
             seeds = mode.tta_reference.get(preset) if name == REFERENCE else mode.tta_seeds
             marks = list(impl.marks)
@@ -71,7 +71,7 @@ def pytest_generate_tests(metafunc):
         return
     phase, settings = PHASES[name], _settings(metafunc.config)
     if phase.per_preset:
-        metafunc.parametrize("preset_name,impl,seeds", tta_params(settings.mode, metafunc))
+        metafunc.parametrize("preset_name,impl,seeds", tta_params(settings.mode, only(metafunc.config)))
         return
     metafunc.parametrize("impl", impl_params(among=only(metafunc.config)))
     n = settings.mode.epoch_examples

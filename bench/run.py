@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,11 +33,10 @@ from pathlib import Path
 from .harness import compare
 from .harness.machine import check_label, label_of, this_label
 from .harness.phases import MODES
-from .harness.timing import rates
+from .harness.processes import died, merge, plan
 
 #: pytest-benchmark's --benchmark-max-time default: the forward/backward calibration's budget
 MAX_TIME = 1.0
-_SEVERITY = {"skipped": 0, "passed": 1, "failed": 2}
 
 
 def parse_args(argv):
@@ -92,20 +90,6 @@ def implementations(specs) -> dict[str, str | None]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def plan(status: dict, only: str | None, processes: int) -> list[tuple[list[str], int]]:
-    """(implementations, process number) for each process, in the order they run: every available
-    implementation alone, once per pass; the unavailable ones together in the first pass (they skip)."""
-    wanted = [n for n in status if not only or n in only.split(",")]
-    unknown = sorted(set((only or "").split(",")) - set(status) - {""})
-    if unknown:
-        raise SystemExit(f"nnbench: --only: no implementation named {', '.join(unknown)} (registered: "
-                         f"{', '.join(status)})")
-    ready = [n for n in wanted if status[n] is None]
-    skipped = [n for n in wanted if status[n] is not None]
-    return ([([n], k) for k in range(1, processes + 1) for n in ready]
-            + ([(skipped, 1)] if skipped else []))
-
-
 def run_part(names, k, args, rest, out: Path) -> int:
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", f"--bench-mode={args.mode}",
            f"--bench-only={','.join(names)}", f"--bench-process={k}/{args.processes}", f"--benchmark-json={out}",
@@ -113,83 +97,6 @@ def run_part(names, k, args, rest, out: Path) -> int:
     if not any(a.startswith("--benchmark-max-time") for a in rest):
         cmd.append(f"--benchmark-max-time={MAX_TIME / args.processes:g}")
     return subprocess.run([*cmd, *rest]).returncode
-
-
-def _died(code: int) -> str:
-    import signal
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
-        return (f"the benchmark process died of {name}"
-                + (" (the kernel's out-of-memory killer sends it)" if name == "SIGKILL" else ""))
-    return f"the benchmark process exited with status {code} and wrote no results"
-
-
-def merge(parts: list[dict], processes: int) -> dict:
-    """One run from the parts: each benchmark's rounds pooled over its processes (stats recomputed
-    by pytest-benchmark's own ``Stats``), each process's median and peak kept beside them."""
-    from pytest_benchmark.stats import Stats
-    first = parts[0]
-    run = {k: v for k, v in first.items() if k not in ("benchmarks", "nnbench")}
-    info = run["machine_info"].get("nnbench", {})
-    for part in parts[1:]:                 # thread pools of every process's libraries
-        info.get("threads", {}).update(part["machine_info"].get("nnbench", {}).get("threads", {}))
-        seen = {b["library"] for b in info.get("blas", [])}
-        info.setdefault("blas", []).extend(b for b in part["machine_info"].get("nnbench", {}).get("blas", [])
-                                           if b["library"] not in seen)
-    merged: dict[str, dict] = {}
-    for part in parts:
-        for bench in part["benchmarks"]:
-            examples = bench["extra_info"].get("examples")
-            # the process's own GEMM peak too: a whole process slower than its twin shows there as well
-            # when the machine, not the code, was slower at the time
-            one = {"median": bench["stats"]["median"], "rounds": bench["stats"]["rounds"], "examples": examples,
-                   "peak_rss_session": part["nnbench"].get("peak_rss_session"),
-                   "gemm_peak_gflops": part["nnbench"].get("gemm_peak_gflops")}
-            if bench["fullname"] not in merged:
-                merged[bench["fullname"]] = {**bench, "extra_info": {**bench["extra_info"], "processes": []}}
-                merged[bench["fullname"]]["_data"] = []
-            into = merged[bench["fullname"]]
-            into["extra_info"]["processes"].append(one)
-            # An epoch whose estimate passes 4 s is timed on a tenth of the set: near that line one
-            # process may time a tenth and the other all of it. Rounds are pooled per example, in
-            # the first process's unit (each process's own median and examples are kept above).
-            scale = (into["extra_info"].get("examples") or 1) / (examples or 1)
-            into["_data"] += [t * scale for t in bench["stats"]["data"]]
-            if bench["extra_info"].get("status") == "failed":
-                into["extra_info"].update(status="failed", failure=bench["extra_info"].get("failure"))
-            share = bench["extra_info"].get("other_processes_cpu_share")   # the report marks the worst
-            if share is not None and share > (into["extra_info"].get("other_processes_cpu_share") or 0):
-                into["extra_info"]["other_processes_cpu_share"] = share
-    for bench in merged.values():
-        stats = Stats()
-        for seconds in bench.pop("_data"):
-            stats.update(seconds)
-        bench["stats"] = {**stats.as_dict(), "data": stats.data}
-        if stats:
-            bench["extra_info"].update(rates(bench["extra_info"], stats))
-    run["benchmarks"] = list(merged.values())
-    outcomes: dict[str, dict] = {}
-    for part in parts:
-        for o in part["nnbench"]["outcomes"]:
-            if o["test"] not in outcomes or _SEVERITY[o["status"]] > _SEVERITY[outcomes[o["test"]]["status"]]:
-                outcomes[o["test"]] = o
-    peaks = [p["nnbench"]["gemm_peak_gflops"] for p in parts if p["nnbench"].get("gemm_peak_gflops")]
-    rss: dict[str, float | None] = {}     # implementation(s) -> the highest peak of their processes
-    for p in parts:
-        key, peak = ",".join(sorted({o["impl"] for o in p["nnbench"]["outcomes"] if "impl" in o})), \
-            p["nnbench"].get("peak_rss_session")
-        rss[key] = max(peak or 0, rss.get(key) or 0) or None
-    run["nnbench"] = {
-        **first["nnbench"],
-        "outcomes": list(outcomes.values()),
-        "processes": processes,
-        # each process measures the GEMM peak once; the median is the run's
-        "gemm_peak_gflops": ({d: statistics.median(p[d] for p in peaks) for d in peaks[0]} if peaks else None),
-        "peak_rss_session": max((v for v in rss.values() if v), default=None),
-        "peak_rss_processes": rss,
-        "session": max((p["nnbench"]["session"] for p in parts), key=("passed", "failed", "interrupted").index),
-    }
-    return run
 
 
 def main(argv=None) -> int:
@@ -200,7 +107,11 @@ def main(argv=None) -> int:
         return baseline
     start, began = _cpu_clock(), time.monotonic()
     status = implementations(args.impl)
-    steps = plan(status, args.only, args.processes)
+    try:
+        steps = plan(status, args.only, args.processes)
+    except ValueError as exc:
+        print(f"nnbench: {exc}", file=sys.stderr)
+        return 2
     parts, crashed = [], []
     with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp:
         for i, (names, k) in enumerate(steps, 1):
@@ -215,20 +126,13 @@ def main(argv=None) -> int:
                 return 2
             if code < 0 or (code == 1 and not out.exists()):
                 crashed.append({"test": f"{', '.join(names)}: process {k} of {args.processes}", "status": "failed",
-                                "impl": names[0], "phase": None, "message": _died(code)})
+                                "impl": names[0], "phase": None, "message": died(code)})
             if out.exists():
                 parts.append(json.loads(out.read_text()))
     if not parts:
         print("nnbench: no benchmark ran (every implementation filtered out or skipped)", file=sys.stderr)
         return 5
-    run = merge(parts, args.processes)
-    ran = {n for p in parts for n in p["nnbench"]["available"]}
-    run["nnbench"]["available"] = {n: why for n, why in status.items() if n in ran}
-    for key in ("sources", "built_in"):
-        run["nnbench"][key] = type(parts[0]["nnbench"][key])()
-    for p in parts:
-        run["nnbench"]["sources"].update(p["nnbench"]["sources"])
-        run["nnbench"]["built_in"] += [n for n in p["nnbench"]["built_in"] if n not in run["nnbench"]["built_in"]]
+    run = merge(parts, args.processes, status)
     run["nnbench"]["command"] = os.environ.get("NNBENCH_COMMAND") or shlex.join(["python", "-m", "bench.run",
                                                                                *(argv or sys.argv[1:])])
     run["nnbench"]["other_processes_cpu_share"] = other_processes_share(start)

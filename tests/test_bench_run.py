@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.stats import Stats
 
-from bench import run as bench_run
-from bench.harness import compare
+from bench.harness import compare, processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,19 +41,19 @@ def test_one_process_a_side_still_decides_but_says_what_it_cannot_see():
     assert v.regression and "one process a side" in v.why
 
 
-def _bench(name, data, status="passed", examples=100, processes=None):
+def _bench(name, data, status="passed", examples=100, medians=None):
     extra = {"status": status, "examples": examples, "impl": name.split("[")[1].split("-")[0]}
-    if processes:
-        extra["processes"] = [{"median": m, "rounds": 3} for m in processes]
+    if medians:
+        extra["processes"] = [{"median": m, "rounds": 3} for m in medians]
     return {"name": name, "fullname": f"bench/x.py::{name}", "stats": {"data": data, "median": sorted(data)[len(data) // 2],
                                                                       "rounds": len(data)}, "extra_info": extra}
 
 
 def test_compare_runs_judges_per_example_and_by_process():
-    baseline = [_bench("test_epoch[a-b10]", STEADY, processes=[0.3, 0.31]),
-                _bench("test_epoch[b-b10]", STEADY, processes=[0.3, 0.31])]
-    current = [_bench("test_epoch[a-b10]", [1.3 * t for t in STEADY], processes=[0.39, 0.4]),
-               _bench("test_epoch[b-b10]", [0.02 * t for t in STEADY], examples=10, processes=[0.006, 0.0061]),
+    baseline = [_bench("test_epoch[a-b10]", STEADY, medians=[0.3, 0.31]),
+                _bench("test_epoch[b-b10]", STEADY, medians=[0.3, 0.31])]
+    current = [_bench("test_epoch[a-b10]", [1.3 * t for t in STEADY], medians=[0.39, 0.4]),
+               _bench("test_epoch[b-b10]", [0.02 * t for t in STEADY], examples=10, medians=[0.006, 0.0061]),
                _bench("test_epoch[c-b10]", STEADY)]                            # not in the baseline: left out
     rows, counts, regressions = compare.compare_runs(baseline, current, threshold=15)
     assert regressions == ["test_epoch[a-b10]"] and counts == {"slower": 1, "faster": 1}
@@ -86,7 +85,7 @@ def test_merge_pools_each_benchmarks_rounds_and_keeps_each_processes_median():
                 100.0, 5e8, {"numpy": 2})
     two = _part([_timed("f[a]", [4.0, 5.0], status="failed")], [{"test": "f[a]", "status": "failed", "impl": "a"}],
                 300.0, 7e8, {"torch": 2})
-    run = bench_run.merge([one, two], processes=2)
+    run = processes.merge([one, two], processes=2)
     [bench] = run["benchmarks"]
     assert bench["stats"]["data"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert bench["stats"]["rounds"] == 5 and bench["stats"]["median"] == 3.0 and bench["stats"]["max"] == 5.0
@@ -105,10 +104,10 @@ def test_merge_pools_each_benchmarks_rounds_and_keeps_each_processes_median():
 
 def test_plan_interleaves_the_processes_and_groups_what_cannot_run():
     status = {"a": None, "b": None, "gpu1": "no GPU", "gpu2": "no GPU"}
-    assert bench_run.plan(status, None, 2) == [(["a"], 1), (["b"], 1), (["a"], 2), (["b"], 2), (["gpu1", "gpu2"], 1)]
-    assert bench_run.plan(status, "b", 1) == [(["b"], 1)]
-    with pytest.raises(SystemExit, match="no implementation named nope"):
-        bench_run.plan(status, "a,nope", 1)
+    assert processes.plan(status, None, 2) == [(["a"], 1), (["b"], 1), (["a"], 2), (["b"], 2), (["gpu1", "gpu2"], 1)]
+    assert processes.plan(status, "b", 1) == [(["b"], 1)]
+    with pytest.raises(ValueError, match="no implementation named nope"):
+        processes.plan(status, "a,nope", 1)
 
 
 # -- real runs, smoke mode ------------------------------------------------------------------------------------

@@ -254,9 +254,9 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         if outcome:
             bench["extra_info"]["status"] = outcome["status"]
     from impls.core.registry import built_in, source
-    from impls.core.testing import _available
+    from impls.core.testing import availability
     kept = only(config)
-    status = _available(None if kept is None else frozenset(kept))   # what the session parametrized over
+    status = availability(None if kept is None else frozenset(kept))   # what the session parametrized over
     output_json["nnbench"] = {
         "mode": config.getoption("bench_mode"),
         "preset": config.getoption("bench_preset"),

@@ -14,14 +14,15 @@ from .registry import available
 
 
 @functools.cache
-def _available(among: frozenset | None) -> dict[str, str | None]:
+def availability(among: frozenset | None = None) -> dict[str, str | None]:
+    """``registry.available``, asked once per process (it imports every implementation asked about)."""
     return available(among)
 
 
 def impl_params(exclude=(), among=None):
     """pytest params over every registered implementation (or those named in ``among``: the others'
     modules and frameworks are then never imported); unavailable ones skip with their reason."""
-    status = _available(None if among is None else frozenset(among))
+    status = availability(None if among is None else frozenset(among))
     return [pytest.param(name, id=name,
                          marks=[pytest.mark.skip(reason=f"{name}: {status[name]}")] if status[name] else [])
             for name in status if name not in exclude]

@@ -1,0 +1,110 @@
+"""Several processes' pytest-benchmark runs of the same suites as one run (``python -m bench.run``):
+which process runs what, and how their JSONs are merged. Kept free of pytest so tests can feed it
+synthetic runs."""
+from __future__ import annotations
+
+import statistics
+
+from .timing import rates
+
+_SEVERITY = {"skipped": 0, "passed": 1, "failed": 2}
+
+
+def plan(status: dict, only: str | None, processes: int) -> list[tuple[list[str], int]]:
+    """(implementations, process number) for each process, in the order they run: every available
+    implementation alone, once per pass; the unavailable ones together in the first pass (they skip)."""
+    wanted = [n for n in status if not only or n in only.split(",")]
+    unknown = sorted(set((only or "").split(",")) - set(status) - {""})
+    if unknown:
+        raise ValueError(f"--only: no implementation named {', '.join(unknown)} (registered: {', '.join(status)})")
+    ready = [n for n in wanted if status[n] is None]
+    skipped = [n for n in wanted if status[n] is not None]
+    return ([([n], k) for k in range(1, processes + 1) for n in ready]
+            + ([(skipped, 1)] if skipped else []))
+
+
+def died(code: int) -> str:
+    """Why a benchmark process left no results, from its exit status (negative: the signal)."""
+    import signal
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return (f"the benchmark process died of {name}"
+                + (" (the kernel's out-of-memory killer sends it)" if name == "SIGKILL" else ""))
+    return f"the benchmark process exited with status {code} and wrote no results"
+
+
+def merge(parts: list[dict], processes: int, status: dict | None = None) -> dict:
+    """One run from the parts: each benchmark's rounds pooled over its processes (stats recomputed
+    by pytest-benchmark's own ``Stats``), each process's median and peaks kept beside them.
+    ``status``: every implementation's availability, in the registry's order (the report's)."""
+    from pytest_benchmark.stats import Stats
+    first = parts[0]
+    run = {k: v for k, v in first.items() if k not in ("benchmarks", "nnbench")}
+    info = run["machine_info"].get("nnbench", {})
+    for part in parts[1:]:                 # thread pools of every process's libraries
+        info.get("threads", {}).update(part["machine_info"].get("nnbench", {}).get("threads", {}))
+        seen = {b["library"] for b in info.get("blas", [])}
+        info.setdefault("blas", []).extend(b for b in part["machine_info"].get("nnbench", {}).get("blas", [])
+                                           if b["library"] not in seen)
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for bench in part["benchmarks"]:
+            examples = bench["extra_info"].get("examples")
+            # the process's own GEMM peak too: a whole process slower than its twin shows there as well
+            # when the machine, not the code, was slower at the time
+            one = {"median": bench["stats"]["median"], "rounds": bench["stats"]["rounds"], "examples": examples,
+                   "peak_rss_session": part["nnbench"].get("peak_rss_session"),
+                   "gemm_peak_gflops": part["nnbench"].get("gemm_peak_gflops")}
+            if bench["fullname"] not in merged:
+                merged[bench["fullname"]] = {**bench, "extra_info": {**bench["extra_info"], "processes": []}}
+                merged[bench["fullname"]]["_data"] = []
+            into = merged[bench["fullname"]]
+            into["extra_info"]["processes"].append(one)
+            # An epoch whose estimate passes 4 s is timed on a tenth of the set: near that line one
+            # process may time a tenth and the other all of it. Rounds are pooled per example, in
+            # the first process's unit (each process's own median and examples are kept above).
+            scale = (into["extra_info"].get("examples") or 1) / (examples or 1)
+            into["_data"] += [t * scale for t in bench["stats"]["data"]]
+            if bench["extra_info"].get("status") == "failed":
+                into["extra_info"].update(status="failed", failure=bench["extra_info"].get("failure"))
+            share = bench["extra_info"].get("other_processes_cpu_share")   # the report marks the worst
+            if share is not None and share > (into["extra_info"].get("other_processes_cpu_share") or 0):
+                into["extra_info"]["other_processes_cpu_share"] = share
+    for bench in merged.values():
+        stats = Stats()
+        for seconds in bench.pop("_data"):
+            stats.update(seconds)
+        bench["stats"] = {**stats.as_dict(), "data": stats.data}
+        if stats:
+            bench["extra_info"].update(rates(bench["extra_info"], stats))
+    run["benchmarks"] = list(merged.values())
+    outcomes: dict[str, dict] = {}
+    for part in parts:
+        for o in part["nnbench"]["outcomes"]:
+            if o["test"] not in outcomes or _SEVERITY[o["status"]] > _SEVERITY[outcomes[o["test"]]["status"]]:
+                outcomes[o["test"]] = o
+    peaks = [p["nnbench"]["gemm_peak_gflops"] for p in parts if p["nnbench"].get("gemm_peak_gflops")]
+    rss: dict[str, float | None] = {}     # implementation(s) -> the highest peak of their processes
+    for p in parts:
+        key, peak = ",".join(sorted({o["impl"] for o in p["nnbench"]["outcomes"] if "impl" in o})), \
+            p["nnbench"].get("peak_rss_session")
+        rss[key] = max(peak or 0, rss.get(key) or 0) or None
+    run["nnbench"] = {
+        **first["nnbench"],
+        "outcomes": list(outcomes.values()),
+        "processes": processes,
+        # each process measures the GEMM peak once; the median is the run's
+        "gemm_peak_gflops": ({d: statistics.median(p[d] for p in peaks) for d in peaks[0]} if peaks else None),
+        "peak_rss_session": max((v for v in rss.values() if v), default=None),
+        "peak_rss_processes": rss,
+        "session": max((p["nnbench"]["session"] for p in parts), key=("passed", "failed", "interrupted").index),
+        "sources": {k: v for p in parts for k, v in p["nnbench"]["sources"].items()},
+        "built_in": list(dict.fromkeys(n for p in parts for n in p["nnbench"]["built_in"])),
+    }
+    if status is not None:
+        ran = {n for p in parts for n in p["nnbench"]["available"]}
+        run["nnbench"]["available"] = {n: why for n, why in status.items() if n in ran}
+    return run
