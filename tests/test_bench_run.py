@@ -36,6 +36,16 @@ def test_a_slowdown_in_every_process_is_a_regression():
     assert "one process a side" not in v.why
 
 
+def test_a_slowdown_in_every_process_fails_only_when_the_gap_between_the_processes_passes_the_threshold():
+    """torch-compile-cpu's epoch at batch 128, unchanged, on the dev box: processes at 0.335 and 0.377 s,
+    then at 0.405 and 0.432 s. The medians moved +23%, the nearest processes 7.4%."""
+    before, now = [0.33, 0.335, 0.34, 0.37, 0.377, 0.38], [0.40, 0.405, 0.41, 0.43, 0.432, 0.44]
+    v = compare.decide(before, now, threshold=15, processes=([0.335, 0.377], [0.405, 0.432]))
+    assert v.change > 0.15 and v.p < 0.05
+    assert v.verdict == compare.SLOWER and not v.regression
+    assert "by 7% from the nearest" in v.why and "within the 15% threshold" in v.why
+
+
 def test_one_process_a_side_still_decides_but_says_what_it_cannot_see():
     v = compare.decide(STEADY, [1.3 * t for t in STEADY], threshold=15, processes=(None, [0.39, 0.4]))
     assert v.regression and "one process a side" in v.why
