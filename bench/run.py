@@ -40,7 +40,9 @@ MAX_TIME = 1.0
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.run",
+                                description="The benchmark suites with every implementation in processes of its own "
+                                            "(the module's docstring says why), merged into one pytest-benchmark run.",
                                 epilog="Arguments after -- go to every pytest process (e.g. -- --bench-preset relu).")
     p.add_argument("--mode", choices=list(MODES), default="full", help="as pytest's --bench-mode. Default: full")
     p.add_argument("--processes", type=_positive, default=2, metavar="P",
@@ -66,6 +68,8 @@ def parse_args(argv):
             args.storage = Path(value.removeprefix("file://"))
     if args.compare_fail is not None and args.compare is None:
         p.error("--compare-fail needs --compare")
+    if args.compare_fail is not None and not args.compare_fail >= 0:
+        p.error(f"--compare-fail: {args.compare_fail:g} is not a percentage (e.g. 15)")
     try:
         args.machine = check_label(args.machine) if args.machine else this_label()
     except ValueError as exc:

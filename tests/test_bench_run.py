@@ -169,9 +169,18 @@ def test_a_process_that_dies_is_a_failure_of_its_implementation_and_the_others_a
     (["--processes=0"], "is not a whole number of processes"),
     (["--compare"], "no saved smoke run of machine 'box'"),
     (["--compare-fail=15"], "--compare-fail needs --compare"),
+    (["--compare", "--compare-fail=-3"], "is not a percentage"),
     (["--only=nope"], "no implementation named nope"),
 ])
 def test_bad_arguments_are_one_line_before_anything_runs(tmp_path, args, said):
     code, out = _run(tmp_path, *args)
     assert code != 0 and said in out and "Traceback" not in out, out[-2000:]
     assert "nnbench: [1/" not in out
+
+
+def test_most_benchmarks_moving_one_way_is_called_out():
+    """`make compare MODE=full` on unchanged code, the machine slower that hour: 41 slower, 3 faster."""
+    assert "41 of 121 benchmarks slower, 3 the other way" in compare.one_way(
+        {"slower": 41, "faster": 3, "noise": 52, "undecided": 25})
+    assert compare.one_way({"slower": 1, "faster": 6, "noise": 33, "undecided": 8}) is None
+    assert compare.one_way({"slower": 5, "noise": 1}) is not None
