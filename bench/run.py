@@ -195,12 +195,12 @@ def _baseline(args):
     """(path, run) to compare with, or the exit status of a usage error (said on stderr)."""
     mode = args.mode
     if args.compare is True:
-        saved = [(p, d) for p, d in _storage(args).load() if d.get("nnbench", {}).get("mode") == mode]
-        if not saved:
+        found = compare.newest_of_mode(_storage(args).load(), mode)
+        if not found:
             print(f"nnbench: no saved {mode} run of machine {args.machine!r} in {args.storage} to compare with; run "
                   f"`make bench{'-quick' if mode == 'quick' else ''}` first", file=sys.stderr)
             return 4
-        path, baseline = saved[-1]
+        path, baseline = found
     else:
         path = Path(args.compare)
         try:
@@ -208,9 +208,9 @@ def _baseline(args):
         except (OSError, ValueError) as exc:
             print(f"nnbench: --compare {path}: not a saved run ({exc})", file=sys.stderr)
             return 4
-    if label_of(baseline) != args.machine and not args.compare_other_machine:
-        print(f"nnbench: the baseline {path} was measured on machine {label_of(baseline)!r}, this is "
-              f"{args.machine!r}; pass --compare-other-machine to compare them on purpose", file=sys.stderr)
+    why = compare.other_machine(label_of(baseline), args.machine)
+    if why and not args.compare_other_machine:
+        print(f"nnbench: {path}: {why}; pass --compare-other-machine to compare them on purpose", file=sys.stderr)
         return 4
     return path, baseline
 

@@ -184,3 +184,11 @@ def test_most_benchmarks_moving_one_way_is_called_out():
         {"slower": 41, "faster": 3, "noise": 52, "undecided": 25})
     assert compare.one_way({"slower": 1, "faster": 6, "noise": 33, "undecided": 8}) is None
     assert compare.one_way({"slower": 5, "noise": 1}) is not None
+
+
+def test_a_baseline_of_another_machine_is_refused_before_anything_runs(tmp_path):
+    saved = tmp_path / "laptop.json"
+    saved.write_text(json.dumps({"nnbench": {"machine": "laptop", "mode": "smoke"}, "benchmarks": []}))
+    code, out = _run(tmp_path, f"--compare={saved}")
+    assert code == 4 and "measured on machine 'laptop', this is 'box'" in out and "--compare-other-machine" in out
+    assert "Traceback" not in out and "nnbench: [1/" not in out

@@ -12,8 +12,9 @@ few rounds scipy computes its exact p-value. The verdict:
   smallest two-sided p-value the exact test can give is 2 / C(n + m, n): 3 against 3 rounds
   cannot go below 0.1), or a run without samples. It says so rather than guessing.
 
-A run fails only on a ``slower`` benchmark whose median also grew by more than the threshold:
-with thousands of rounds of a microsecond call, a 1% shift is significant but no regression.
+A run fails only on a ``slower`` benchmark whose median also grew by more than the threshold (with
+several processes a side: whose ranges of process medians are that far apart, below): with
+thousands of rounds of a microsecond call, a 1% shift is significant but no regression.
 
 Rounds of one process are not independent: they share that process's and that minute's state
 (where its threads run, what the machine's other tenants do). On the 2-core dev box, 5 processes
@@ -121,6 +122,18 @@ def spread(values, unit: float = 1.0) -> str:
     """'a-b' of per-process medians, in the report's time format."""
     from .timing import fmt_time
     return f"{fmt_time(unit * min(values))}-{fmt_time(unit * max(values))}"
+
+
+# -- which run to compare with ------------------------------------------------------------------------
+def newest_of_mode(saved, mode: str):
+    """The newest (path, run) of ``mode`` among saved runs given oldest first (as pytest-benchmark's
+    ``FileStorage.load`` yields them), or None."""
+    return next(((p, d) for p, d in reversed(list(saved)) if d.get("nnbench", {}).get("mode") == mode), None)
+
+
+def other_machine(theirs: str, ours: str | None) -> str | None:
+    """Why a baseline recorded under another machine label says nothing about a change here, or None."""
+    return f"the baseline was measured on machine {theirs!r}, this is {ours!r}" if ours and theirs != ours else None
 
 
 # -- two runs, as pytest-benchmark's JSON has them (a saved run's "benchmarks", or Metadata.as_dict()) --

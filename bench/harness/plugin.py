@@ -365,12 +365,12 @@ def same_mode_baseline(config, bs) -> None:
     (path, baseline), = bs.compared_mapping.items()
     if _mode_of(bs, path) == mode:
         return
-    for older, data in reversed(list(bs.storage.load())):
-        if data.get("nnbench", {}).get("mode") == mode:
-            config.hook.pytest_benchmark_compare_machine_info(config=config, benchmarksession=bs,
-                                                              machine_info=bs.get_machine_info(), compared_benchmark=data)
-            bs.compared_mapping = {older: {b["fullname"]: b for b in data["benchmarks"]}}
-            return
+    found = compare.newest_of_mode(bs.storage.load(), mode)
+    if found:
+        older, data = found
+        config.hook.pytest_benchmark_compare_machine_info(config=config, benchmarksession=bs,
+                                                          machine_info=bs.get_machine_info(), compared_benchmark=data)
+        bs.compared_mapping = {older: {b["fullname"]: b for b in data["benchmarks"]}}
 
 
 def _mode_of(bs, path) -> str | None:
@@ -409,11 +409,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
     """A baseline from another machine label is refused (pytest-benchmark only warns)."""
-    ours, theirs = config.stash.get(MACHINE, None), label_of(compared_benchmark)
-    if ours and theirs != ours and not config.getoption("bench_compare_other_machine", default=False):
-        raise pytest.UsageError(
-            f"--benchmark-compare: the baseline was measured on machine {theirs!r}, this is {ours!r}; compare "
-            "runs of one machine (--bench-machine), or pass --bench-compare-other-machine to do it on purpose")
+    why = compare.other_machine(label_of(compared_benchmark), config.stash.get(MACHINE, None))
+    if why and not config.getoption("bench_compare_other_machine", default=False):
+        raise pytest.UsageError(f"--benchmark-compare: {why}; compare runs of one machine (--bench-machine), or "
+                                "pass --bench-compare-other-machine to do it on purpose")
 
 
 # -- compare: faster, slower, or noise -------------------------------------------------------
