@@ -222,3 +222,15 @@ def test_an_unwritable_cache_is_a_permission_error_not_a_failed_download(tmp_pat
     assert msg.startswith(f"cannot write the MNIST cache {cache(tmp_path)}: Permission denied"), msg
     assert "download failed" not in msg and "network" not in msg
     assert server.requests == []                    # nothing was fetched only to be thrown away
+
+
+def test_the_downloader_does_not_import_the_loader():
+    """The loader uses the downloader (an empty cache is filled); the downloader needs only the
+    file names and the IDX reader (``mnist_files``, ``idx``), never the loader: no import cycle."""
+    import subprocess
+    import sys
+    probe = "import sys, impls.core.download; print('impls.core.mnist' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Memory beside time (bench/harness/memory.py): the peak of one call, the allocation counters,
+"""Memory beside time (bench/harness/memory/): the peak of one call, the allocation counters,
 and the memory tables of the report. Sizes here are deterministic; nothing depends on timing."""
 import json
 
@@ -29,11 +29,11 @@ def test_the_peak_is_what_the_call_added_not_what_came_before():
 
 def test_numpy_allocations_are_counted_with_their_sizes_and_only_inside_the_call():
     x = np.ones(100)
-    count, size = memory._count_numpy(lambda: [x * 2.0 for _ in range(10)])
+    count, size = memory.numpy_alloc.count(lambda: [x * 2.0 for _ in range(10)])
     assert count >= 10 and size >= 10 * 800                    # ten 800-byte results (scalars may add a few)
-    assert memory._count_numpy(lambda: None) == (0, 0)
+    assert memory.numpy_alloc.count(lambda: None) == (0, 0)
     y = np.empty(1000)                                          # after the call: NumPy's own handler again
-    assert y.base is None and memory._count_numpy(lambda: np.empty(1000)) == (1, 8000)
+    assert y.base is None and memory.numpy_alloc.count(lambda: np.empty(1000)) == (1, 8000)
 
 
 def _epoch_counts(name, batch=10, steps=6):

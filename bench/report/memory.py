@@ -1,4 +1,4 @@
-"""The report's memory figures (measured by ``bench/harness/memory.py``): the notes that say how
+"""The report's memory figures (measured by ``bench/harness/memory/``): the notes that say how
 each was measured and what it cannot see, the cells, and one phase's memory tables."""
 from __future__ import annotations
 

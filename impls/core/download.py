@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from .errors import DataError
-from .mnist import FILES, inspect, read_idx
+from .idx import read_idx
+from .mnist_files import FILES, inspect
 
 MD5 = {  # of the official .gz archives, as torchvision checks them
     "train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
