@@ -3,6 +3,7 @@ machine labels, per-label history and verdicts inside real pytest-benchmark sess
 fake: every round takes exactly what the test says, so nothing here depends on timing luck."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,10 +122,11 @@ def clock():
 '''
 
 
-@pytest.fixture
-def session(tmp_path):
+def fake_session(tmp_path):
     """run(round_seconds, *args, rounds=7) -> (returncode, output): the fake-timed suite with only
-    bench.harness.plugin loaded, history in tmp_path/storage."""
+    bench.harness.plugin loaded, history in tmp_path/storage. ``--bench-only=numpy``: the suite's
+    one benchmark says it is numpy's, so the run's record asks only numpy whether it is available
+    (importing every framework to ask would take seconds a session and check nothing here)."""
     (tmp_path / "faketimer.py").write_text(TIMER)
     storage = tmp_path / "storage"
 
@@ -135,11 +137,33 @@ def session(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "no:cacheprovider",
                                str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
                                "--benchmark-timer=faketimer.clock", "--benchmark-disable-gc", "--benchmark-warmup=off",
-                               *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                               "--bench-only=numpy", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
         return proc.returncode, proc.stdout + proc.stderr
 
     run.storage = storage
     return run
+
+
+@pytest.fixture
+def session(tmp_path):
+    return fake_session(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def saved_baseline(tmp_path_factory):
+    """The storage of one passing run of 0.3 s rounds saved as machine ``m``: the baseline the
+    compare cases below each copy, saved once for all of them."""
+    run = fake_session(tmp_path_factory.mktemp("baseline"))
+    code, out = run(0.3, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=m")
+    assert code == 0, out
+    return run.storage
+
+
+@pytest.fixture
+def session_with_baseline(session, saved_baseline):
+    shutil.copytree(saved_baseline, session.storage)
+    return session
 
 
 def test_history_is_kept_per_machine_label_with_round_times(session):
@@ -177,8 +201,8 @@ def test_a_baseline_from_another_machine_is_refused_in_one_line_unless_asked_for
     (0.6, 2, 0, "undecided"),               # twice as slow, but 2 rounds against 7 cannot decide
 ])
 def test_compare_reports_each_benchmark_and_fails_only_on_a_significant_slowdown_beyond_the_threshold(
-        session, now, rounds, code, verdict):
-    assert session(0.3, "--benchmark-autosave", "--benchmark-save-data", "--bench-machine=m")[0] == 0
+        session_with_baseline, now, rounds, code, verdict):
+    session = session_with_baseline
     got, out = session(now, "--bench-machine=m", "--benchmark-compare", "--bench-compare-fail=15", rounds=rounds)
     assert got == code, out
     ours = out[out.index("nnbench compare against"):]
