@@ -1,5 +1,10 @@
 """Each implementation against the float64 reference from identical weights and inputs:
-forward, every gradient, one SGD step, one short epoch (tolerances in impls.core.check)."""
+forward, every gradient, one SGD step, one short epoch (tolerances in impls.core.check).
+
+One network and its reference per spec serve all of that spec's checks, as in ``nnbench check``:
+every check sets the weights (and the epoch its training data) itself, so what one check leaves
+behind cannot help the next, and a network that compiles per shape (torch.compile, Numba)
+compiles each shape once instead of once per test."""
 import numpy as np
 import pytest
 
@@ -14,12 +19,12 @@ PAIRS = [("sigmoid", "sigmoid_quadratic"), ("relu", "softmax_crossentropy")]
 SIZES = [(20, 16, 10), (20, 16, 12, 10)]
 
 
-@pytest.fixture(params=["float32", "float64"])
+@pytest.fixture(params=["float32", "float64"], scope="module")
 def dtype(request):
     return request.param
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pair(impl, dtype, hidden, output, sizes):
     """(implementation under test, reference) for one spec. Only the documented refusal (the
     implementation declines this dtype or network) skips; any other error fails."""
@@ -28,9 +33,9 @@ def pair(impl, dtype, hidden, output, sizes):
 
 
 parametrize_all = [
-    pytest.mark.parametrize("impl", impl_params(exclude=("reference",))),
-    pytest.mark.parametrize("hidden,output", PAIRS, ids=lambda v: v),
-    pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "-".join(map(str, s))),
+    pytest.mark.parametrize("impl", impl_params(exclude=("reference",)), scope="module"),
+    pytest.mark.parametrize("hidden,output", PAIRS, ids=lambda v: v, scope="module"),
+    pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "-".join(map(str, s)), scope="module"),
 ]
 
 
