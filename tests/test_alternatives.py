@@ -81,6 +81,6 @@ def test_sklearn_epoch_is_one_pass_of_the_books_mini_batches():
 @pytest.mark.parametrize("name, package", [("jax-cpu", "jax"), ("sklearn", "sklearn")])
 def test_a_missing_package_is_unavailable_with_what_to_install(name, package):
     code = (f"import sys; sys.modules[{package!r}] = None; from impls.core.registry import available; "
-            f"print(available()[{name!r}])")
+            f"print(available({{{name!r}}})[{name!r}])")   # this name only: no other framework imported
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert f"pip install 'nnbench[{package}]'" in out
