@@ -35,7 +35,7 @@ ifneq ($(IMPLS),)
 export NNBENCH_IMPLS := $(IMPLS)
 endif
 
-.PHONY: setup setup-cuda test train check bench bench-quick compare profile study clean
+.PHONY: setup setup-cuda test test-all train check bench bench-quick compare profile study clean
 
 TORCH  := 2.13.0
 TRITON := 3.9.0
@@ -69,8 +69,14 @@ setup-cuda:
 	$(PY) -c 'import torch, triton; assert torch.cuda.is_available(), f"torch {torch.__version__} sees no CUDA device: a CPU build? set TORCH_INDEX"; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), triton {triton.__version__}, {torch.cuda.get_device_name()}")'
 	@touch $(STAMP)
 
+# The CI: every check, within its budget of ~5 minutes of pytest on a 2-core machine (6 with the
+# install); the slowest tests are listed at the end, so a new slow one shows. test-all adds the
+# `slow` tier (pyproject.toml's markers): full-length runs and torch.compile's extra compiles.
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest --durations=15 $(ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m '' --durations=30 $(ARGS)
 
 train: $(STAMP)
 	$(VENV)/bin/nnbench train --impl $(IMPL) --preset $(PRESET) $(ARGS)

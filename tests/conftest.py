@@ -1,12 +1,21 @@
 """Shared fixtures: the implementations to parametrize over and MNIST loaded once (both
 from ``impls.core.testing``, which the benchmarks in ``bench/`` use too), plus small IDX files
 and an isolated data/cache environment for the loader, download and CLI tests. Without a CUDA
-device, Triton's kernels run in its interpreter."""
+device, Triton's kernels run in its interpreter.
+
+For tests that start nnbench in another process (``python``) and, above all, for the one smoke
+run of every benchmark suite (``smoke_bench``): that run is the most expensive thing ``make test``
+does, so a test that needs a real benchmark session's JSON, saved history or output asserts on
+this one rather than starting its own. ``make test`` has a budget (Makefile): a new test file
+should stay within seconds, a few tens at most for one that must start real sessions."""
 import gzip
 import importlib.util
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,6 +32,34 @@ if importlib.util.find_spec("triton") and "TRITON_INTERPRET" not in os.environ:
 
 from impls.core import download as download_module, mnist as mnist_module  # noqa: E402  (after TRITON_INTERPRET is decided)
 from impls.core.testing import impl_params, mnist  # noqa: E402, F401  (re-exported: tests import impl_params from here)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def python(*argv, cwd=REPO, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """``python *argv`` in a child process (this interpreter, the repository importable), its
+    output captured as text; ``env`` adds to (never replaces) this process's environment."""
+    environ = dict(os.environ, **(env or {}))
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, *map(str, argv)], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_bench(tmp_path_factory, mnist):
+    """One ``pytest bench --bench-mode=smoke`` session over every implementation, run once per
+    test session: ``proc`` (its CompletedProcess), ``json`` (the run's --benchmark-json),
+    ``storage`` (its --benchmark-storage, autosaved) and ``output`` (stdout then stderr).
+    Minimal timing (one round, 2 ms); ``NNBENCH_COMMAND`` is "smoke test"."""
+    root = tmp_path_factory.mktemp("smoke-bench")
+    run = SimpleNamespace(json=root / "smoke.json", storage=root / "storage")
+    run.proc = python("-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
+                      "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", f"--benchmark-json={run.json}",
+                      f"--benchmark-storage=file://{run.storage}", "--benchmark-autosave",
+                      env={"NNBENCH_COMMAND": "smoke test"})
+    run.output = run.proc.stdout + run.proc.stderr
+    return run
 
 
 def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):

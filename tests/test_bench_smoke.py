@@ -1,6 +1,5 @@
 """CI runs the benchmark code in smoke mode (tiny sizes, minimal timing) so a broken
 benchmark, plugin or renderer fails `make test`. The full bench never runs here."""
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,19 +11,13 @@ from impls import available
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_bench_smoke_mode_runs_and_renders(tmp_path, mnist):
-    run_json = tmp_path / "smoke.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
-         "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", f"--benchmark-json={run_json}",
-         f"--benchmark-storage=file://{tmp_path / 'storage'}", "--benchmark-autosave"],
-        cwd=REPO, env=dict(os.environ, NNBENCH_COMMAND="smoke test"), capture_output=True, text=True,
-        timeout=600)
+def test_bench_smoke_mode_runs_and_renders(tmp_path, mnist, smoke_bench):
+    proc = smoke_bench.proc
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert list((tmp_path / "storage").glob("*/0001_*.json")), "a passing session is saved as the baseline"
+    assert list(smoke_bench.storage.glob("*/0001_*.json")), "a passing session is saved as the baseline"
 
     from bench import report
-    assert report.main([str(run_json), "--out", str(tmp_path / "results")]) == 0
+    assert report.main([str(smoke_bench.json), "--out", str(tmp_path / "results")]) == 0
     readme = (tmp_path / "results" / "README.md").read_text()
     assert "`smoke test`" in readme and report.FAILED not in readme
     rows = {cells[0]: cells[1] for line in readme.splitlines()
