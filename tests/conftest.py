@@ -33,33 +33,50 @@ if importlib.util.find_spec("triton") and "TRITON_INTERPRET" not in os.environ:
 from impls.core import download as download_module, mnist as mnist_module  # noqa: E402  (after TRITON_INTERPRET is decided)
 from impls.core.testing import impl_params, mnist  # noqa: E402, F401  (re-exported: tests import impl_params from here)
 
+import background  # noqa: E402  (tests/: the smoke run beside the other tests)
+
 
 REPO = Path(__file__).resolve().parents[1]
+SMOKE_BENCH = pytest.StashKey()
+# The smoke run: every suite, every implementation, minimal timing (one round, 2 ms).
+SMOKE_ARGV = ("-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
+              "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", "--benchmark-json={root}/smoke.json",
+              "--benchmark-storage=file://{root}/storage", "--benchmark-autosave")
 
 
 def python(*argv, cwd=REPO, env=None, timeout=600) -> subprocess.CompletedProcess:
     """``python *argv`` in a child process (this interpreter, the repository importable), its
     output captured as text; ``env`` adds to (never replaces) this process's environment."""
-    environ = dict(os.environ, **(env or {}))
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, *map(str, argv)], cwd=cwd, env=environ, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, *map(str, argv)], cwd=cwd, env=background.environ(env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def pytest_collection_finish(session):
+    """Start the smoke run as soon as the tests are known, if one of them needs it (``smoke_bench``)."""
+    if not session.config.option.collectonly and any("smoke_bench" in getattr(item, "fixturenames", ())
+                                                     for item in session.items):
+        session.config.stash[SMOKE_BENCH] = background.Background("smoke-bench", *SMOKE_ARGV,
+                                                                  env={"NNBENCH_COMMAND": "smoke test"})
+
+
+def pytest_sessionfinish(session):
+    run = session.config.stash.get(SMOKE_BENCH, None)
+    if run is not None:
+        run.stop()
 
 
 @pytest.fixture(scope="session")
-def smoke_bench(tmp_path_factory, mnist):
-    """One ``pytest bench --bench-mode=smoke`` session over every implementation, run once per
-    test session: ``proc`` (its CompletedProcess), ``json`` (the run's --benchmark-json),
-    ``storage`` (its --benchmark-storage, autosaved) and ``output`` (stdout then stderr).
-    Minimal timing (one round, 2 ms); ``NNBENCH_COMMAND`` is "smoke test"."""
-    root = tmp_path_factory.mktemp("smoke-bench")
-    run = SimpleNamespace(json=root / "smoke.json", storage=root / "storage")
-    run.proc = python("-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
-                      "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", f"--benchmark-json={run.json}",
-                      f"--benchmark-storage=file://{run.storage}", "--benchmark-autosave",
-                      env={"NNBENCH_COMMAND": "smoke test"})
-    run.output = run.proc.stdout + run.proc.stderr
-    return run
+def smoke_bench(request, mnist):
+    """One ``pytest bench --bench-mode=smoke`` session over every implementation, started when
+    collection ended and run beside the tests before this one (``background``): ``proc`` (its
+    CompletedProcess), ``output`` (stdout and stderr together), ``json`` (its --benchmark-json)
+    and ``storage`` (its --benchmark-storage, autosaved). ``NNBENCH_COMMAND`` is "smoke test"."""
+    run = request.config.stash.get(SMOKE_BENCH, None)
+    if run is None:                        # requested some other way (getfixturevalue): start it now
+        run = request.config.stash[SMOKE_BENCH] = background.Background("smoke-bench", *SMOKE_ARGV,
+                                                                        env={"NNBENCH_COMMAND": "smoke test"})
+    proc = run.result(timeout=900)
+    return SimpleNamespace(proc=proc, output=proc.stdout, json=run.root / "smoke.json", storage=run.root / "storage")
 
 
 def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):
@@ -125,7 +142,9 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Where an implementation compiles for seconds at every new input shape (``torch.compile``:
+    """The tests that await the smoke run go last, so that it runs beside all the others.
+
+    Where an implementation compiles for seconds at every new input shape (``torch.compile``:
     ``compiles_per_shape``), the shared tests keep its float32 three-layer cases by default and
     move the rest -- float64 and the four-layer network, each one more compile -- to ``-m slow``.
     All of them ran cold in 6.5 minutes on the 2-core machine, more than the rest of the suite.
@@ -144,3 +163,4 @@ def pytest_collection_modifyitems(config, items):
                 heavy[name] = False
         if heavy[name] and (params.get("dtype") == "float64" or len(params.get("sizes", ())) > 3):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: "smoke_bench" in getattr(item, "fixturenames", ()))     # stable: the rest keep their order

@@ -1,14 +1,10 @@
 """CI runs the benchmark code in smoke mode (tiny sizes, minimal timing) so a broken
 benchmark, plugin or renderer fails `make test`. The full bench never runs here."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from impls import available
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import python
 
 
 def test_bench_smoke_mode_runs_and_renders(tmp_path, mnist, smoke_bench):
@@ -35,10 +31,8 @@ def test_bench_smoke_mode_runs_and_renders(tmp_path, mnist, smoke_bench):
 def test_without_mnist_the_benchmarks_stop_at_once_saying_why(tmp_path):
     """They used to skip every benchmark and exit 0, the reason only under -rs. (``--bench-only``:
     collecting every implementation would import every framework first, for nothing.)"""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
-         "--bench-only=numpy", "-k", "test_forward", f"--benchmark-json={tmp_path / 'run.json'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = python("-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider", "--bench-only=numpy",
+                  "-k", "test_forward", f"--benchmark-json={tmp_path / 'run.json'}", timeout=300)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert "nnbench: the benchmarks need MNIST: MNIST not found in the cache" in out, out[-2000:]
