@@ -25,8 +25,9 @@ def environ(env: dict | None = None) -> dict:
 
 
 class Background:
-    """``python *argv`` started now in a folder of its own (``root``), its output going to a file;
-    ``result()`` waits for it and returns a CompletedProcess (stdout and stderr together)."""
+    """``python *argv`` started now in a folder of its own, ``root`` (``{root}`` in an argument is
+    replaced by it), its output going to a file there; ``result()`` waits for it and returns a
+    CompletedProcess (stdout and stderr together)."""
 
     def __init__(self, name: str, *argv, env: dict | None = None, cwd=REPO):
         self.root = Path(tempfile.mkdtemp(prefix=f"nnbench-{name}-"))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from background import Background
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_FILE = re.compile(r"<!-- file: (?P<name>[\w.]+) -->\n```\w*\n(?P<body>.*?)```", re.S)
 
@@ -44,7 +46,17 @@ def user(tmp_path_factory):
                               timeout=timeout)
 
     run.root, run.src, run.site = root, src, site
-    return run
+    # The smoke benchmark of both registrations (the last test) starts now and runs beside the
+    # checks before it.
+    (root / "decline.py").write_text(DECLINER)
+    run.smoke = Background("own-smoke", "-m", "pytest", REPO / "bench", "--rootdir", REPO, "-c", REPO / "pyproject.toml",
+                           "--bench-mode=smoke", "-q", "-p", "no:cacheprovider", "-k", "my-net or relu-only or numpy",
+                           "--bench-impl", "relu-only=decline:ReluOnly", "--benchmark-max-time=0.002",
+                           "--benchmark-min-rounds=1", "--benchmark-json={root}/run.json", cwd=root,
+                           env={"NNBENCH_COMMAND": "own implementation smoke",
+                                "PYTHONPATH": os.pathsep.join([str(site), str(src), str(root)])})
+    yield run
+    run.smoke.stop()
 
 
 def nnbench(user, *argv, pythonpath, **kw):
@@ -101,15 +113,8 @@ class ReluOnly(MyNetwork):
 def test_smoke_benchmark_runs_and_renders_both_registrations(user, tmp_path, mnist):
     """The installed entry point and an ad hoc spec (which declines nielsen's quadratic cost)
     in one smoke run: both in the JSON and the tables; the declined pairs skipped, saying why."""
-    (tmp_path / "decline.py").write_text(DECLINER)
-    run_json = tmp_path / "run.json"
-    proc = user("-m", "pytest", str(REPO / "bench"), "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
-                "--bench-mode=smoke", "-q", "-p", "no:cacheprovider", "-k", "my-net or relu-only or numpy",
-                "--bench-impl", "relu-only=decline:ReluOnly", "--benchmark-max-time=0.002",
-                "--benchmark-min-rounds=1", f"--benchmark-json={run_json}",
-                pythonpath=os.pathsep.join([str(user.site), str(user.src), str(tmp_path)]),
-                env={"NNBENCH_COMMAND": "own implementation smoke"})
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    proc, run_json = user.smoke.result(timeout=600), user.smoke.root / "run.json"
+    assert proc.returncode == 0, proc.stdout[-6000:]
     data = json.loads(run_json.read_text())
     ran = {b["extra_info"]["impl"] for b in data["benchmarks"]}
     assert {"my-net", "relu-only", "numpy"} <= ran
