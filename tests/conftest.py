@@ -51,12 +51,17 @@ def python(*argv, cwd=REPO, env=None, timeout=600) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=timeout)
 
 
+def start_smoke_bench(config) -> background.Background:
+    run = config.stash[SMOKE_BENCH] = background.Background("smoke-bench", *SMOKE_ARGV,
+                                                            env={"NNBENCH_COMMAND": "smoke test"})
+    return run
+
+
 def pytest_collection_finish(session):
     """Start the smoke run as soon as the tests are known, if one of them needs it (``smoke_bench``)."""
     if not session.config.option.collectonly and any("smoke_bench" in getattr(item, "fixturenames", ())
                                                      for item in session.items):
-        session.config.stash[SMOKE_BENCH] = background.Background("smoke-bench", *SMOKE_ARGV,
-                                                                  env={"NNBENCH_COMMAND": "smoke test"})
+        start_smoke_bench(session.config)
 
 
 def pytest_sessionfinish(session):
@@ -71,10 +76,8 @@ def smoke_bench(request, mnist):
     collection ended and run beside the tests before this one (``background``): ``proc`` (its
     CompletedProcess), ``output`` (stdout and stderr together), ``json`` (its --benchmark-json)
     and ``storage`` (its --benchmark-storage, autosaved). ``NNBENCH_COMMAND`` is "smoke test"."""
-    run = request.config.stash.get(SMOKE_BENCH, None)
-    if run is None:                        # requested some other way (getfixturevalue): start it now
-        run = request.config.stash[SMOKE_BENCH] = background.Background("smoke-bench", *SMOKE_ARGV,
-                                                                        env={"NNBENCH_COMMAND": "smoke test"})
+    # Not started at collection where only getfixturevalue asks for it: started now.
+    run = request.config.stash.get(SMOKE_BENCH, None) or start_smoke_bench(request.config)
     proc = run.result(timeout=900)
     return SimpleNamespace(proc=proc, output=proc.stdout, json=run.root / "smoke.json", storage=run.root / "storage")
 
