@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: every run started in this process, by name: conftest stops what is left of them when the session ends
+started: dict[str, "Background"] = {}
 
 
 def environ(env: dict | None = None) -> dict:
@@ -25,31 +27,44 @@ def environ(env: dict | None = None) -> dict:
 
 
 class Background:
-    """``python *argv`` started now in a folder of its own, ``root`` (``{root}`` in an argument is
-    replaced by it), its output going to a file there; ``result()`` waits for it and returns a
+    """``python *argv`` in a folder of its own, ``root`` (``{root}`` in an argument is replaced by
+    it), its output going to a file there. Declared when a test module is imported; ``start()``
+    runs it (conftest starts, when collection ends, every run a selected test names with
+    ``@pytest.mark.background(run)``); ``result()`` starts it if need be, waits, and returns a
     CompletedProcess (stdout and stderr together)."""
 
     def __init__(self, name: str, *argv, env: dict | None = None, cwd=REPO):
-        self.root = Path(tempfile.mkdtemp(prefix=f"nnbench-{name}-"))
-        self.argv = [sys.executable, *(str(a).format(root=self.root) for a in argv)]
-        self._log = (self.root / "output.txt").open("w")
-        self.popen = subprocess.Popen(self.argv, cwd=cwd, env=environ(env), stdout=self._log,
-                                      stderr=subprocess.STDOUT, text=True)
+        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
+        self.popen = None
+
+    def start(self) -> Background:
+        if self.popen is None:
+            started[self.name] = self
+            self.root = Path(tempfile.mkdtemp(prefix=f"nnbench-{self.name}-"))
+            self._log = (self.root / "output.txt").open("w")
+            self.popen = subprocess.Popen([sys.executable, *(str(a).format(root=self.root) for a in self.argv)],
+                                          cwd=self.cwd, env=environ(self.env), stdout=self._log,
+                                          stderr=subprocess.STDOUT, text=True)
+        return self
 
     def result(self, timeout: float) -> subprocess.CompletedProcess:
+        self.start()
         try:
             self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.stop()
             raise
         self._log.close()
-        output = (self.root / "output.txt").read_text()
-        return subprocess.CompletedProcess(self.argv, self.popen.returncode, output, "")
+        return subprocess.CompletedProcess(self.popen.args, self.popen.returncode,
+                                           (self.root / "output.txt").read_text(), "")
 
     def stop(self) -> None:
         """End the child if it still runs (a session that never reached its test); remove its folder."""
+        if self.popen is None:
+            return
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait()
         self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        self.popen = None

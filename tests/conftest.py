@@ -37,11 +37,11 @@ import background  # noqa: E402  (tests/: the smoke run beside the other tests)
 
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE_BENCH = pytest.StashKey()
 # The smoke run: every suite, every implementation, minimal timing (one round, 2 ms).
-SMOKE_ARGV = ("-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
-              "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", "--benchmark-json={root}/smoke.json",
-              "--benchmark-storage=file://{root}/storage", "--benchmark-autosave")
+SMOKE_BENCH = background.Background(
+    "smoke-bench", "-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
+    "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", "--benchmark-json={root}/smoke.json",
+    "--benchmark-storage=file://{root}/storage", "--benchmark-autosave", env={"NNBENCH_COMMAND": "smoke test"})
 
 
 def python(*argv, cwd=REPO, env=None, timeout=600) -> subprocess.CompletedProcess:
@@ -51,35 +51,31 @@ def python(*argv, cwd=REPO, env=None, timeout=600) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_smoke_bench(config) -> background.Background:
-    run = config.stash[SMOKE_BENCH] = background.Background("smoke-bench", *SMOKE_ARGV,
-                                                            env={"NNBENCH_COMMAND": "smoke test"})
-    return run
-
-
 def pytest_collection_finish(session):
-    """Start the smoke run as soon as the tests are known, if one of them needs it (``smoke_bench``)."""
-    if not session.config.option.collectonly and any("smoke_bench" in getattr(item, "fixturenames", ())
-                                                     for item in session.items):
-        start_smoke_bench(session.config)
+    """Start every background run a selected test names (``@pytest.mark.background(run)``, or the
+    ``smoke_bench`` fixture) as soon as the tests are known."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        runs = [mark.args[0] for mark in item.iter_markers("background")]
+        for run in runs + ([SMOKE_BENCH] if "smoke_bench" in getattr(item, "fixturenames", ()) else []):
+            run.start()
 
 
 def pytest_sessionfinish(session):
-    run = session.config.stash.get(SMOKE_BENCH, None)
-    if run is not None:
+    for run in list(background.started.values()):
         run.stop()
 
 
 @pytest.fixture(scope="session")
-def smoke_bench(request, mnist):
+def smoke_bench(mnist):
     """One ``pytest bench --bench-mode=smoke`` session over every implementation, started when
     collection ended and run beside the tests before this one (``background``): ``proc`` (its
     CompletedProcess), ``output`` (stdout and stderr together), ``json`` (its --benchmark-json)
     and ``storage`` (its --benchmark-storage, autosaved). ``NNBENCH_COMMAND`` is "smoke test"."""
-    # Not started at collection where only getfixturevalue asks for it: started now.
-    run = request.config.stash.get(SMOKE_BENCH, None) or start_smoke_bench(request.config)
-    proc = run.result(timeout=900)
-    return SimpleNamespace(proc=proc, output=proc.stdout, json=run.root / "smoke.json", storage=run.root / "storage")
+    proc = SMOKE_BENCH.result(timeout=900)
+    return SimpleNamespace(proc=proc, output=proc.stdout, json=SMOKE_BENCH.root / "smoke.json",
+                           storage=SMOKE_BENCH.root / "storage")
 
 
 def write_mnist(directory, *, gz=True, n_train=20, n_test=10, seed=0, overrides=None):
@@ -145,7 +141,7 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The tests that await the smoke run go last, so that it runs beside all the others.
+    """The tests that await a background run go last, so that it runs beside all the others.
 
     Where an implementation compiles for seconds at every new input shape (``torch.compile``:
     ``compiles_per_shape``), the shared tests keep its float32 three-layer cases by default and
@@ -166,4 +162,6 @@ def pytest_collection_modifyitems(config, items):
                 heavy[name] = False
         if heavy[name] and (params.get("dtype") == "float64" or len(params.get("sizes", ())) > 3):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: "smoke_bench" in getattr(item, "fixturenames", ()))     # stable: the rest keep their order
+    # The tests that await a background run last (stable: the rest keep their order).
+    items.sort(key=lambda item: "smoke_bench" in getattr(item, "fixturenames", ())
+               or item.get_closest_marker("background") is not None)

@@ -13,6 +13,8 @@ from pytest_benchmark.stats import Stats
 
 from bench.harness import compare, processes
 
+from background import Background
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -121,48 +123,62 @@ def test_plan_interleaves_the_processes_and_groups_what_cannot_run():
 
 
 # -- real runs, smoke mode ------------------------------------------------------------------------------------
+def _argv(storage, *args):
+    return ("-m", "bench.run", "--mode=smoke", f"--storage={storage}", "--machine=box", *args)
+
+
 def _run(tmp_path, *args, impls=""):
     env = dict(os.environ, PYTHONPATH=str(REPO), NNBENCH_IMPLS=impls)
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "--mode=smoke", f"--storage={tmp_path / 'storage'}",
-                           "--machine=box", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, *_argv(tmp_path / "storage", *args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
+# The two runs below that save (numpy in two processes; numpy beside a process that dies) start when
+# collection ends and run beside the other tests (tests/background.py); their tests await them.
+FORWARD_AND_EPOCH = ("-k", "test_forward or test_epoch", "--benchmark-min-rounds=2", "--benchmark-max-time=0.002")
+SAVED_IN_TWO_PROCESSES = Background(
+    "bench-run-two-processes", *_argv("{root}/storage", "--only=numpy", "--processes=2", "--json={root}/run.json",
+                                      "--save", "--", *FORWARD_AND_EPOCH), env={"NNBENCH_IMPLS": ""})
+ONE_DIES = Background(
+    "bench-run-one-dies", *_argv("{root}/storage", "--only=numpy,crash", "--processes=1", "--json={root}/run.json",
+                                 "--save", "--", "-k", "test_epoch"), env={"NNBENCH_IMPLS": "crash=tests.crashing:Crashing"})
+
+
 @pytest.mark.usefixtures("mnist")
-def test_a_run_in_two_processes_is_saved_then_compared_against(tmp_path):
-    out_json = tmp_path / "run.json"
-    code, out = _run(tmp_path, "--only=numpy", "--processes=2", f"--json={out_json}", "--save", "--",
-                     "-k", "test_forward or test_epoch", "--benchmark-min-rounds=2", "--benchmark-max-time=0.002")
+@pytest.mark.background(SAVED_IN_TWO_PROCESSES)
+def test_a_run_in_two_processes_is_saved_then_compared_against():
+    proc = SAVED_IN_TWO_PROCESSES.result(timeout=600)
+    code, out, root = proc.returncode, proc.stdout, SAVED_IN_TWO_PROCESSES.root
     assert code == 0, out[-4000:]
-    run = json.loads(out_json.read_text())
+    run = json.loads((root / "run.json").read_text())
     assert run["nnbench"]["processes"] == 2 and run["nnbench"]["session"] == "passed"
     assert set(run["nnbench"]["peak_rss_processes"]) == {"numpy"}
     for bench in run["benchmarks"]:
         procs = bench["extra_info"]["processes"]
         assert len(procs) == 2 and sum(p["rounds"] for p in procs) == bench["stats"]["rounds"] == len(bench["stats"]["data"])
-    assert [p.name for p in (tmp_path / "storage" / "box").glob("0001_*.json")]
+    assert [p.name for p in (root / "storage" / "box").glob("0001_*.json")]
 
-    code, out = _run(tmp_path, "--only=numpy", "--processes=2", "--compare", "--compare-fail=15", "--",
-                     "-k", "test_forward or test_epoch", "--benchmark-min-rounds=2", "--benchmark-max-time=0.002")
+    code, out = _run(root, "--only=numpy", "--processes=2", "--compare", "--compare-fail=15", "--", *FORWARD_AND_EPOCH)
     assert code in (0, 1), out[-4000:]
     assert "nnbench compare against" in out and "2 process(es) a benchmark there, 2 here" in out
     assert ("no regression" in out) == (code == 0)
-    assert not list((tmp_path / "storage" / "box").glob("0002_*.json")), "a compare saves nothing"
+    assert not list((root / "storage" / "box").glob("0002_*.json")), "a compare saves nothing"
 
 
 @pytest.mark.usefixtures("mnist")
-def test_a_process_that_dies_is_a_failure_of_its_implementation_and_the_others_are_kept(tmp_path):
-    out_json = tmp_path / "run.json"
-    code, out = _run(tmp_path, "--only=numpy,crash", "--processes=1", f"--json={out_json}", "--save", "--",
-                     "-k", "test_epoch", impls="crash=tests.crashing:Crashing")
+@pytest.mark.background(ONE_DIES)
+def test_a_process_that_dies_is_a_failure_of_its_implementation_and_the_others_are_kept():
+    proc = ONE_DIES.result(timeout=600)
+    code, out, root = proc.returncode, proc.stdout, ONE_DIES.root
     assert code == 1, out[-4000:]
     assert "crash: process 1 of 1: the benchmark process died of SIGKILL" in out
-    run = json.loads(out_json.read_text())
+    run = json.loads((root / "run.json").read_text())
     assert run["nnbench"]["session"] == "failed"
     assert {b["extra_info"]["impl"] for b in run["benchmarks"]} == {"numpy"}
     assert any(o["status"] == "failed" and o["impl"] == "crash" for o in run["nnbench"]["outcomes"])
-    assert not list((tmp_path / "storage" / "box").glob("*.json")), "a failed run is no baseline"
-    assert list((tmp_path / "storage" / "failed" / "box").glob("*.json"))
+    assert not list((root / "storage" / "box").glob("*.json")), "a failed run is no baseline"
+    assert list((root / "storage" / "failed" / "box").glob("*.json"))
 
 
 @pytest.mark.parametrize("args,said", [

@@ -54,7 +54,7 @@ def user(tmp_path_factory):
                            "--bench-impl", "relu-only=decline:ReluOnly", "--benchmark-max-time=0.002",
                            "--benchmark-min-rounds=1", "--benchmark-json={root}/run.json", cwd=root,
                            env={"NNBENCH_COMMAND": "own implementation smoke",
-                                "PYTHONPATH": os.pathsep.join([str(site), str(src), str(root)])})
+                                "PYTHONPATH": os.pathsep.join([str(site), str(src), str(root)])}).start()
     yield run
     run.smoke.stop()
 
