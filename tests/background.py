@@ -1,9 +1,11 @@
 """Expensive child processes that run beside the rest of the tests.
 
-The smoke run of every benchmark suite is most of a test session's time, spent in one child
-process while pytest waits, one core idle on a 2-core machine. Started when collection ends,
-it runs beside the tests that come before the one that awaits it; the work is the same, only
-the waiting goes. Nothing in it is timed, and the tests beside it check behaviour, not speed.
+The smoke run of every benchmark suite (conftest's ``smoke_bench``) and the real ``bench.run``
+sessions were most of a test session's time, spent in child processes while pytest waited, one
+core idle on a 2-core machine. Declared by a test module and started when collection ends (for
+the selected tests that name them, ``@pytest.mark.background(run)``), they run beside the tests
+that come before the ones that await them (those go last): the work is the same, only the waiting
+goes. Nothing in them is timed, and the tests beside them check behaviour, not speed.
 """
 from __future__ import annotations
 
