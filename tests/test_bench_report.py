@@ -290,3 +290,11 @@ def test_the_summary_says_how_long_the_run_took(tmp_path):
     data["nnbench"]["wall_seconds"] = 1178.4
     assert "the run took 19 min 38 s" in render(tmp_path, data)["README.md"].split("## Answer")[0]
     assert "the run took" not in render(tmp_path, quick_like_run())["README.md"]     # not recorded: not said
+
+
+def test_a_run_without_numpy_gets_no_column_of_dashes(tmp_path):
+    readme = render(tmp_path, run_json([timing("epoch", "fast", 10, 0.2, examples=50_000),
+                                        timing("epoch", "slow", 10, 0.4, examples=50_000)],
+                                       available={"fast": None, "slow": None}))["README.md"]
+    assert row(readme, "## Answer", "epoch") == ["b=10", "`fast`", "200 ms", "2.00× (`slow`)"]
+    assert "faster than `numpy`" not in readme

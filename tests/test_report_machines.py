@@ -139,8 +139,9 @@ def test_the_page_opens_with_each_machines_fastest(tmp_path):
     text = (tmp_path / "cmp" / "README.md").read_text()
     assert text.index("## Answer") < text.index("## Headline")
     # epoch b=10: fast on both; laptop 0.2 s vs its numpy 0.4 s; GPU box 0.05 s vs 0.2 s
-    assert row(text, "## Answer", "epoch") == ["b=10", "`fast` 200 ms; 2.00×, 2.00×", "`fast` 50 ms; 4.00×, 4.00×"]
-    assert row(text, "## Answer", "forward") == ["b=10", "`numpy` 20 µs; —", ""]      # the GPU box ran no forward
+    assert row(text, "## Answer", "epoch") == ["b=10", "`fast` 200 ms; 2.00× next, 2.00× numpy",
+                                                "`fast` 50 ms; 4.00× next, 4.00× numpy"]
+    assert row(text, "## Answer", "forward") == ["b=10", "`numpy` 20 µs", ""]      # the GPU box ran no forward
 
 
 def test_a_new_machine_is_rendered_beside_the_committed_ones(tmp_path, capsys):

@@ -116,8 +116,9 @@ def answer(runs: list[Run]) -> str:
                     cells.append("")
                     continue
                 best, numpy = ranked[0], next((t for t in ranked if t.impl == YARDSTICK), None)
-                cells.append(f"`{best.impl}` {timing_text(best)}; {ratio(ranked[1] if len(ranked) > 1 else None, best)}"
-                             + ("" if best.impl == YARDSTICK else f", {ratio(numpy, best)}"))
+                said = ([f"{ratio(ranked[1], best)} next"] if len(ranked) > 1 else []) + (
+                    [f"{ratio(numpy, best)} numpy"] if numpy is not None and best.impl != YARDSTICK else [])
+                cells.append(f"`{best.impl}` {timing_text(best)}" + (f"; {', '.join(said)}" if said else ""))
             if any(cells):
                 body.append([p.name, batch_label(b)] + cells)
     return tabulate(body, headers=["phase", "batch"] + [key[r.label] for r in runs], tablefmt="github",
