@@ -237,10 +237,13 @@ def test_the_page_opens_with_the_answer(tmp_path):
     assert row(readme, "## Answer", "time to target: relu")[1:5] == ["`fast`", "1.5 s", "2.00× (`numpy`)", "2.00×"]
 
 
-def test_an_unstable_timing_marks_its_ratios(tmp_path):
+def test_an_unstable_or_shared_timing_marks_its_ratios(tmp_path):
     readme = render(tmp_path, run_json([timing("forward", "numpy", 10, 10e-6, iqr_frac=0.4),
                                         timing("forward", "fast", 10, 5e-6)]))["README.md"]
     assert row(readme, "## Answer", "forward")[3:] == ["2.00× ⚠ (`numpy`)", "2.00× ⚠"]
+    readme = render(tmp_path, run_json([timing("forward", "numpy", 10, 10e-6),
+                                        timing("forward", "fast", 10, 5e-6, other_processes_cpu_share=0.3)]))["README.md"]
+    assert row(readme, "## Answer", "forward")[3:] == ["2.00× ‡ (`numpy`)", "2.00× ‡"]
 
 
 def test_tables_list_the_fastest_first(tmp_path):

@@ -245,7 +245,7 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
         "## Answer", "",
         para("Per phase and batch size, each machine's fastest implementation, its median time, and how many "
              "times faster it is per example than that machine's next fastest and than its `numpy` (⚠: one of "
-             "the two timings was unstable)."), "",
+             "the two timings was unstable; ‡: other processes shared the CPUs during one of them)."), "",
         answer(runs),
         legend("all", f"Rows are fastest first on {key[base.label]}. \"X vs Y\": machine X's speedup over machine Y on "
                       f"the same implementation; \"X vs `{YARDSTICK}` on {key[base.label]}\": over that machine's "

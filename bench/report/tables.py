@@ -383,7 +383,7 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
         para("Per phase and batch size, the fastest implementation, its median time (an epoch: seconds per epoch "
              "of the training set) and how many times faster it is per example than the next fastest and than "
              "`numpy`. The ratios are of medians; ⚠: one of the two timings was unstable (below), so the ratio "
-             "may not reproduce."), "",
+             "may not reproduce; ‡: other processes shared the CPUs during one of them."), "",
         answer_table(rows) if rows else "Nothing was timed in this run.\n",
         legend("all"),
         "## Headline", "",
