@@ -22,6 +22,8 @@ from .reading import Run, Timing
 
 #: prose is wrapped at this many columns: Markdown joins the lines, a terminal and a diff show them whole
 WRAP = 100
+#: a key-value row longer than this is continued in rows of its own
+LONG_ROW = 160
 YARDSTICK = "numpy"
 TTA = "time-to-accuracy"
 
@@ -33,9 +35,37 @@ def para(text: str) -> str:
 
 def compact(table: str) -> str:
     """A Markdown table without tabulate's padding: each line only as long as its own cells, so one
-    long cell (a library list) does not stretch every other line of the table."""
-    lines = [re.sub(r" {2,}\|", " |", re.sub(r"-{3,}", "---", line)) for line in table.splitlines()]
+    long cell (a library list) does not stretch every other line of the table. A two-column row
+    longer than LONG_ROW goes on in rows of its own with an empty first cell, split after its "; "
+    (then ", ") separators."""
+    lines = []
+    for line in table.splitlines():
+        line = re.sub(r" {2,}\|", " |", re.sub(r"-{3,}", "---", line))
+        cells = line.strip("|").split(" | ")
+        if len(line) <= LONG_ROW or len(cells) != 2:
+            lines.append(line)
+            continue
+        key = cells[0].strip()
+        for i, piece in enumerate(_pieces(cells[1].strip(), WRAP)):
+            lines.append(f"| {key if i == 0 else ''} | {piece} |")
     return "\n".join(lines) + ("\n" if table.endswith("\n") else "")
+
+
+def _pieces(text: str, width: int, seps=("; ", ", ")) -> list[str]:
+    """``text`` in pieces of at most ``width`` characters where its separators allow, each piece
+    ending with the separator it was split after."""
+    if len(text) <= width or not seps:
+        return [text]
+    sep, parts = seps[0], text.split(seps[0])
+    parts = [p + sep.rstrip() for p in parts[:-1]] + parts[-1:]
+    pieces = []
+    for part in parts:
+        for small in _pieces(part, width, seps[1:]):
+            if pieces and len(pieces[-1]) + 1 + len(small) <= width:
+                pieces[-1] += " " + small
+            else:
+                pieces.append(small)
+    return pieces
 
 
 def passed(run: Run, phase: str, batch) -> list[Timing]:
