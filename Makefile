@@ -15,10 +15,10 @@ NAME   ?=
 IMPLS  ?=
 # `make compare` fails when a benchmark is slower than in this machine's last saved run by a
 # statistically significant amount (Mann-Whitney U on the rounds, alpha 0.05: bench/harness/compare.py)
-# AND its median grew by more than this many percent. 15: on this 2-core machine, idle, the same
-# benchmark's median moved by up to ~10% between runs (reference epoch at batch 10: 3.07-3.40 s;
-# numpy: 303-308 ms). A busy machine moves them far more: the session's last line says how much
-# CPU others took.
+# AND its median grew by more than this many percent. 15: on the 2-core development machine, idle,
+# the same benchmark's median moved by up to ~10% between runs (docs/measurements.md, "Compare",
+# with the date and commit). A busy machine moves them far more: the session's last line says how
+# much CPU others took.
 COMPARE_FAIL ?= 15
 # This machine's label (--bench-machine): its history folder .benchmarks/<label>/ and its folder
 # under results/. Empty: the CPU model, logical CPUs and GPU (e.g. intel-xeon-2cpu).

@@ -48,7 +48,8 @@ def _settings(config) -> Settings:
 
 def tta_params(mode: Mode, among=None):
     """(preset, impl, seeds) for every preset and implementation (of ``among``, if given). The reference's share is
-    decided per mode (it is ~30x slower); where it does not run it skips, saying why."""
+    decided per mode (it is far slower: results/<machine>/time-to-accuracy.md); where it does not run it
+    skips, saying why."""
     params = []
     for preset in PRESETS:
         for impl in impl_params(among=among):
@@ -134,9 +135,8 @@ def _pinned_threads(bench, mnist):
 @pytest.fixture(autouse=True)
 def _return_freed_memory():
     """After each benchmark, hand what it freed back to the OS. Without this a full-batch run
-    left ~400 MB of freed heap resident (torch-fast-cpu's fullbatch: 1,437 MB resident after
-    the test, 981 MB after a collection and ``malloc_trim``) and every later benchmark, and the
-    session's peak, carried it."""
+    left hundreds of MB of freed heap resident (docs/measurements.md, "Benchmark harness") and
+    every later benchmark, and the session's peak, carried it."""
     yield
     from .harness.memory import release_freed
     release_freed()

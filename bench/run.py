@@ -3,8 +3,8 @@
 ``pytest bench`` times every implementation in one process. Two things that process cannot give:
 
 - **Memory.** It holds every framework at once (numba, torch with Inductor, JAX, scikit-learn:
-  ~600 MB before any work) plus MNIST, and a full-batch time-to-accuracy run adds its working set
-  on top: `make bench` peaked at 1.81 GB that way. Here a process holds one implementation's
+  hundreds of MB before any work) plus MNIST, and a full-batch time-to-accuracy run adds its
+  working set on top (docs/measurements.md, "Benchmark harness"). Here a process holds one implementation's
   libraries, so the run's peak is the largest of them.
 - **Noise between processes.** One process's rounds share its state, and the same benchmark's
   median moves between processes by far more than its rounds spread (``bench/harness/compare.py``).

@@ -22,36 +22,26 @@ feeds the next mini-batch through them in the same parallel region (its inputs g
 beforehand into a second buffer).
 
 NOT bit-for-bit across thread counts: BLAS picks its kernel by block shape, so a neuron's
-sums can round differently when the split moves (float32 relu, batch 17: weights differ by
-up to 6e-8 between 1 and 2 threads; at batch 32 they happened to agree). The shared tests
-check it against the reference within tolerance.
+sums can round differently when the split moves (at some batch sizes they happen to agree).
+The shared tests check it against the reference within tolerance.
 
-How each step was chosen: relu epoch (784-100-10, 60,000 examples), ms, A/B alternating in
-one process (3 rounds, median), 2-core Intel Xeon (AVX-512; SciPy's OpenBLAS 0.3.30
-picks its SkylakeX kernels); other sessions' tests were sometimes running, so the rounds are noisy:
+How each step was chosen, by A/B epochs on the relu network (the figures, with machine, date
+and commit: docs/measurements.md, "numba-blas"):
 
-- products by BLAS instead of ``numba``'s loops, on 1 thread, batch 10/32/128/1024:
-  numba-blas 322/305/242/238 against numba 422/349/326/310 (kept);
-- SGD step inside BP4's gemm (alpha = -eta, beta = 1) against gradient then a loop:
-  1 thread 322/305/242/238 against 345/332/262/237; 2 threads 274/280/214/213 against
-  262/280/226/218 (kept: faster on 1 thread, mixed on 2);
-- on 2 threads, splitting neurons between Numba's threads, BLAS at one thread, against one
-  Numba thread calling BLAS with its 2 threads: batch 10/32/128/1024 273/306/602/248 against
-  286/12,414/3,913/497 (kept: two spinning pools on two cores starve each other);
-  with both pools at 2 threads an epoch took 26-32 s at batch 32 (hence the limit);
-- the gather split between threads against one thread (it costs ~45 ms an epoch alone,
-  randomly ordered rows waiting on memory): 2 threads 247/233/187/190 against
-  254/244/211/198; 1 thread, batch 10/32, 260/278 against 264/281 (kept);
-- dropped: ``numba``'s loops instead of BLAS for layers under its parallel threshold
-  (a BLAS call's fixed cost on 10 x 30 x 10): nielsen batch 10/128, 1 thread 138/127
-  against 129/121 all-BLAS, 2 threads 131/104 against 116/97; relu better only at batch 10
-  on 1 thread (272 against 300), worse on 2 (batch 10/32/128: 265/250/184 against 213/233/173).
+- products by BLAS instead of ``numba``'s loops: faster at every batch size (kept);
+- the SGD step inside BP4's gemm (alpha = -eta, beta = 1) against the gradient then a loop:
+  faster on 1 thread, mixed on 2 (kept);
+- on 2 threads, neurons split between Numba's threads with BLAS at one thread, against one
+  Numba thread calling a 2-thread BLAS: kept, because two spinning pools on two cores starve
+  each other (an epoch many times slower), hence BLAS's limit inside every call;
+- the gather of the mini-batch's rows split between threads (randomly ordered rows wait on
+  memory): slightly faster (kept);
+- dropped: ``numba``'s loops instead of BLAS for layers under its parallel threshold (a BLAS
+  call's fixed cost on 10 x 30 x 10): better only at batch 10 on 1 thread, worse on 2.
 
-What bounds it: BLAS itself on these shapes. NumPy's OpenBLAS on one thread does the
-batch-32 forward (32 x 784 by 784 x 100) at 69 GFLOP/s and BP4 at 93, against an SGEMM
-peak of 168-173 in the same sessions: small products spend much of their time packing
-their operands. Those two products alone take 238 ms of a batch-32 epoch on one thread
-(129 ms for half the neurons, a thread's share on two).
+What bounds it: BLAS itself on these shapes. On one thread the batch-32 forward and BP4 reach
+well under half of the SGEMM peak: small products spend much of their time packing their
+operands, and those two products are most of a batch-32 epoch.
 """
 from __future__ import annotations
 
@@ -286,8 +276,8 @@ class NumbaBlasNetwork(NumbaNetwork):
 
     def _call(self, kernel, *args):
         """Run a kernel on Numba's threads with BLAS's own pools at one thread (restored after).
-        Set directly: ``threadpoolctl``'s ``limit()`` costs ~9 us a call against ~3 here, a
-        quarter of a batch-10 ``backprop``."""
+        Set directly: ``threadpoolctl``'s ``limit()`` costs several times as much a call, a sizeable
+        share of a batch-10 ``backprop`` (docs/measurements.md, "numba-blas")."""
         numba.set_num_threads(self.n_threads)
         before = [blas.num_threads for blas in self.blas]
         for blas in self.blas:

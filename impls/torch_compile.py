@@ -10,9 +10,8 @@ and Inductor generates code for them: C++ with OpenMP on the CPU, Triton kernels
 What had to be decided, and why:
 
 - **Static shapes** (``dynamic=False``): one program per batch size. With a symbolic batch
-  dimension the CPU step measured 2.3x slower (an A/B on the 2-core Intel dev box, torch 2.13,
-  1 thread: 1,875 relu steps of batch 32 took 2.3 ms a step with ``dynamic=True``, 1.0 ms
-  with ``dynamic=False``), and PyTorch's default would switch to that the moment a second size appears (the
+  dimension the CPU step measured over twice as slow (an A/B of relu steps at batch 32:
+  docs/measurements.md, "torch"), and PyTorch's default would switch to that the moment a second size appears (the
   book's short last mini-batch). So ``warm_up`` compiles both sizes an epoch uses before it is
   timed, and no timed epoch ever recompiles.
 - **The learning rate is a tensor** in the optimizer, written in place before a step: a

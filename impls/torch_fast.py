@@ -35,10 +35,10 @@ def gather_rows(source, index, out):
     """out[i] = source[index[i]], as one elementwise gather over ``out``.
 
     Not ``index_select``: for 16 indices or fewer its CUDA kernel (indexSelectSmallIndex) has each
-    thread loop over the indices, and took 6.9 us to fetch 10 rows of 784 on an H100, the most
-    expensive kernel of a batch-10 step; the gather took 2.1 us and cut the captured step by about
-    a fifth (H100, torch.profiler; the step-overhead study counts a step's kernels and their
-    time on a GPU). On the CPU the two cost the same.
+    thread loop over the indices, the most expensive kernel of a batch-10 step on an H100; the
+    gather took a third of its time and cut the captured step by about a fifth (docs/measurements.md,
+    "torch"; the step-overhead study counts a step's kernels and their time on a GPU). On the CPU
+    the two cost the same.
     """
     torch.gather(source, 0, index.view(-1, 1).expand(-1, source.shape[1]), out=out)
 

@@ -1,8 +1,8 @@
 """The whole training step in two GPU kernels, written in Triton.
 
-On an H100, torch-fast-cuda's batch-10 step took 44 us, almost all of it in its 18 kernels, each
-at least ~1.25 us even replayed from a CUDA graph: a step of a few microseconds of arithmetic
-made of launches. Here a step -- fetch the mini-batch by index from the training set held on the
+On an H100, torch-fast-cuda's batch-10 step was almost all its 18 kernels' fixed costs, even
+replayed from a CUDA graph (docs/measurements.md, "torch"): a step of a few microseconds of
+arithmetic made of launches. Here a step -- fetch the mini-batch by index from the training set held on the
 device, forward, backward (BP1-BP4), SGD update -- is two kernels. Not one: every example's
 delta must exist before any weight may change, and only a kernel boundary waits for all of them.
 

@@ -146,7 +146,7 @@ def pytest_collection_modifyitems(config, items):
     Where an implementation compiles for seconds at every new input shape (``torch.compile``:
     ``compiles_per_shape``), the shared tests keep its float32 three-layer cases by default and
     move the rest -- float64 and the four-layer network, each one more compile -- to ``-m slow``.
-    All of them ran cold in 6.5 minutes on the 2-core machine, more than the rest of the suite.
+    Run cold, all of them took longer than the rest of the suite (docs/measurements.md).
     ``nnbench check`` and the benchmarks validate every network they use in full."""
     from impls.core.registry import registry
     heavy = {}

@@ -138,12 +138,13 @@ def test_time_to_accuracy_table_counts_stalls_and_shows_failures(tmp_path):
     assert numpy_row[2] == "3 s"                                  # median over the seeds that reached it
     assert numpy_row[3] == "—"                                    # recorded without a FLOP floor
     assert numpy_row[4] == "2 s / never / 3 s"
-    assert numpy_row[7] == "2/3 (1 stalled)"
+    assert numpy_row[5] == "2/3 (1 stalled)"
     assert row(md, "## nielsen", "fast")[0].startswith(report.FAILED + ": median final accuracy 90.00%")
-    assert row(md, "## nielsen", "reference")[0] == "not run (see note)"
+    assert "| reference " not in md                               # skipped: no row, the note says why
     assert "Note: the reference trains one seed" in md
+    assert row(md, "final accuracy, median", "numpy")[:2] == ["94.80%", "95.00% / 86.00% / 94.80%"]
     assert row(files["README.md"], "## Headline", "fast")[-1] == report.FAILED
-    assert row(files["README.md"], "## Headline", "numpy")[-1] == "3 s (2/3 seeds)"
+    assert row(files["README.md"], "## Headline", "numpy")[-1] == "3 s (2/3)"
 
 
 def test_time_to_accuracy_table_shows_the_time_over_the_flop_floor(tmp_path):
@@ -205,3 +206,103 @@ def test_bad_input_is_one_clear_error_and_results_stay_as_they_were(tmp_path, ca
     assert err.startswith("bench.report: error:") and message in err
     assert [p.name for p in out.iterdir()] == ["README.md"]
     assert (out / "README.md").read_text() == "previous results"
+
+
+def quick_like_run():
+    """What quick mode records: two epoch batch sizes, relu's time to accuracy only (the other presets
+    skipped), an implementation that declines the network, and two unavailable ones."""
+    skip = {"status": "skipped", "phase": "time-to-accuracy", "message": "quick mode trains relu only"}
+    outcomes = [dict(skip, test=f"t[{p}-{i}]", impl=i, preset_name=p)
+                for p in ("nielsen", "fullbatch") for i in ("reference", "numpy", "fast")]
+    outcomes += [{"test": f"e[declines-b{b}]", "status": "skipped", "phase": "epoch", "impl": "declines", "batch": b,
+                  "message": "cannot express this network"} for b in (10, 128, 1024)]
+    return run_json([timing("epoch", "reference", 10, 4.0, examples=5_000, subset=True, iqr_frac=0.3),
+                     timing("epoch", "numpy", 10, 0.30, examples=50_000),
+                     timing("epoch", "fast", 10, 0.20, examples=50_000),
+                     timing("epoch", "numpy", 128, 0.10, examples=50_000),
+                     timing("epoch", "fast", 128, 0.12, examples=50_000),
+                     tta("numpy", "relu", [0.976], [3.0], target=0.975),
+                     tta("fast", "relu", [0.977], [1.5], target=0.975)], outcomes,
+                    available={"reference": None, "numpy": None, "fast": None, "declines": None,
+                               "gpu-a": "no CUDA device", "gpu-b": "no CUDA device"})
+
+
+def test_the_page_opens_with_the_answer(tmp_path):
+    readme = render(tmp_path, quick_like_run())["README.md"]
+    assert readme.index("## Answer") < readme.index("## Headline") < readme.index("## Machine")
+    # epoch b=10: fast 0.2 s, then numpy 0.3 s; the reference's ±30% makes no ratio here unstable
+    assert row(readme, "## Answer", "epoch") == ["b=10", "`fast`", "200 ms", "1.50× (`numpy`)", "1.50×"]
+    b128 = [line for line in readme.split("## Answer")[1].splitlines() if "| b=128 " in line][0]
+    assert "`numpy`" in b128 and "1.20× (`fast`)" in b128 and "is numpy" in b128
+    assert row(readme, "## Answer", "time to target: relu")[1:5] == ["`fast`", "1.5 s", "2.00× (`numpy`)", "2.00×"]
+
+
+def test_an_unstable_or_shared_timing_marks_its_ratios(tmp_path):
+    readme = render(tmp_path, run_json([timing("forward", "numpy", 10, 10e-6, iqr_frac=0.4),
+                                        timing("forward", "fast", 10, 5e-6)]))["README.md"]
+    assert row(readme, "## Answer", "forward")[3:] == ["2.00× ⚠ (`numpy`)", "2.00× ⚠"]
+    readme = render(tmp_path, run_json([timing("forward", "numpy", 10, 10e-6),
+                                        timing("forward", "fast", 10, 5e-6, other_processes_cpu_share=0.3)]))["README.md"]
+    assert row(readme, "## Answer", "forward")[3:] == ["2.00× ‡ (`numpy`)", "2.00× ‡"]
+
+
+def test_tables_list_the_fastest_first(tmp_path):
+    files = render(tmp_path, quick_like_run())
+    for text, heading in ((files["epoch.md"], "**Time**"), (files["README.md"], "## Headline")):
+        table = next(b for b in text[text.index(heading):].split("\n\n") if b.startswith("|"))
+        names = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+        assert names == ["fast", "numpy", "reference"], (heading, names)       # mean rank over b=10 and b=128
+    tta_md = files["time-to-accuracy.md"]
+    assert tta_md.index("| fast ") < tta_md.index("| numpy ")
+
+
+def test_nothing_is_rendered_that_the_run_did_not_measure(tmp_path):
+    files = render(tmp_path, quick_like_run())
+    readme, tta_md = files["README.md"], files["time-to-accuracy.md"]
+    assert "## nielsen" not in tta_md and "## fullbatch" not in tta_md and "not run" not in tta_md
+    assert "Not run in this mode: `nielsen`, `fullbatch`." in tta_md
+    headline = readme.split("## Headline")[1].split("\n\n")[2]
+    assert "nielsen" not in headline and "fullbatch" not in headline and "to target: relu" in headline
+    assert "| declines " not in readme and "| declines " not in files["epoch.md"]    # skipped only: the note says so
+    assert "Skipped: `declines`: cannot express this network" in readme
+    assert "b=1024" not in files["epoch.md"]                                         # a column of skips
+
+
+def test_each_note_is_said_once(tmp_path):
+    files = render(tmp_path, quick_like_run())
+    readme = files["README.md"]
+    assert readme.count("Not available here") == 1 and readme.count("`gpu-a`: no CUDA device") == 1
+    assert readme.count("Skipped: `declines`") == 1 and readme.count("⚠ unstable") == 1
+    assert readme.count("quick mode trains relu only") == 1
+    assert files["epoch.md"].count("Not available here") == 1                      # each file stands alone
+    assert files["memory.md"].count("high-water mark") <= 2
+
+
+def test_every_line_fits_a_screen(tmp_path):
+    """Prose is wrapped; a table row may run longer, and a long row of the machine table goes on in
+    rows of its own."""
+    data = quick_like_run()
+    data["machine_info"]["nnbench"]["versions"] = {f"library{i}": "1.2.3" for i in range(30)}
+    files = render(tmp_path, data)
+    for name, text in files.items():
+        for line in text.splitlines():
+            assert line.startswith("|") or len(line) <= 100, (name, line)
+            assert len(line) <= 160, (name, line)
+    machine = files["README.md"].split("## Machine")[1]
+    assert "| libraries | library0 1.2.3, library1 1.2.3," in machine and "|  | library" in machine
+    assert "library29 1.2.3 |" in machine
+
+
+def test_the_summary_says_how_long_the_run_took(tmp_path):
+    data = quick_like_run()
+    data["nnbench"]["wall_seconds"] = 1178.4
+    assert "the run took 19 min 38 s" in render(tmp_path, data)["README.md"].split("## Answer")[0]
+    assert "the run took" not in render(tmp_path, quick_like_run())["README.md"]     # not recorded: not said
+
+
+def test_a_run_without_numpy_gets_no_column_of_dashes(tmp_path):
+    readme = render(tmp_path, run_json([timing("epoch", "fast", 10, 0.2, examples=50_000),
+                                        timing("epoch", "slow", 10, 0.4, examples=50_000)],
+                                       available={"fast": None, "slow": None}))["README.md"]
+    assert row(readme, "## Answer", "epoch") == ["b=10", "`fast`", "200 ms", "2.00× (`slow`)"]
+    assert "faster than `numpy`" not in readme

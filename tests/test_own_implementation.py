@@ -1,4 +1,4 @@
-"""A user's own implementation, from README's "Benchmark your own implementation", end to end
+"""A user's own implementation, from docs/your-implementation.md's example, end to end
 with no nnbench file edited: written outside the repository, registered both ways (an entry
 point of an installed package, and module:Class), listed, checked, trained, benchmarked in
 smoke mode and rendered; a copy with one wrong gradient fails `nnbench check` naming it."""
@@ -18,15 +18,15 @@ EXAMPLE_FILE = re.compile(r"<!-- file: (?P<name>[\w.]+) -->\n```\w*\n(?P<body>.*
 
 
 def readme_files() -> dict[str, str]:
-    files = {m["name"]: m["body"] for m in EXAMPLE_FILE.finditer((REPO / "README.md").read_text())}
-    assert {"mynet.py", "pyproject.toml"} <= set(files), "README lost its own-implementation example"
+    files = {m["name"]: m["body"] for m in EXAMPLE_FILE.finditer((REPO / "docs" / "your-implementation.md").read_text())}
+    assert {"mynet.py", "pyproject.toml"} <= set(files), "docs/your-implementation.md lost its example"
     return files
 
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory):
     """run(*argv, pythonpath=...) -> CompletedProcess, in a directory outside the repository that
-    holds the README's example as a package source, installed into ``site`` with pip."""
+    holds the documented example as a package source, installed into ``site`` with pip."""
     root = tmp_path_factory.mktemp("user")
     src = root / "mynet-demo"
     src.mkdir()

@@ -46,13 +46,17 @@ def test_two_machines_side_by_side_with_speedups_relative_to_the_chosen_one(tmp_
     out = tmp_path / "cmp"
     assert report.main([a, b, "--out", str(out), "--relative-to", "laptop"]) == 0
     text = (out / "README.md").read_text()
-    epoch = text[text.index("## One training epoch"):]
-    # numpy: laptop 0.4 s, GPU box 0.2 s; fast: 0.2 s and 0.05 s
+    epoch = text[text.index("## One training epoch"):text.index("## Each machine")]
+    # numpy: laptop 0.4 s, GPU box 0.2 s; fast: 0.2 s and 0.05 s. Machines by key: A laptop, B the GPU box
     assert row(epoch, "### b=10", "numpy") == ["400 ms ±2%", "200 ms ±2%", "2.00×", "1.00×", "2.00×"]
     assert row(epoch, "### b=10", "fast") == ["200 ms ±2%", "50 ms ±2%", "4.00×", "2.00×", "8.00×"]
-    assert f"`{GPU}` vs `laptop`" in epoch
+    assert "| B vs A " in epoch and GPU not in epoch                          # names abbreviated ...
+    assert row(text, "## Machines", "A")[0] == "`laptop`" and row(text, "## Machines", "B")[0] == f"`{GPU}`"
+    lines = epoch.splitlines()                                                # ... and fastest first on A
+    assert [i for i, line in enumerate(lines) if line.startswith("| fast ")][0] < \
+        [i for i, line in enumerate(lines) if line.startswith("| numpy ")][0]
     assert "NVIDIA H100 80GB HBM3" in text and "Intel(R) Core(TM) i7, 8 logical CPUs" in text   # each machine
-    assert text.count("### `laptop`") == 1 and text.count(f"### `{GPU}`") == 1
+    assert text.count("### A: `laptop`") == 1 and text.count(f"### B: `{GPU}`") == 1
     assert (out / "machines-epoch.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -83,10 +87,10 @@ def test_results_per_machine_folder_then_the_index(tmp_path):
     text = (results / "README.md").read_text()
     assert "[`laptop`](laptop/)" in text and f"[`{GPU}`]({GPU}/)" in text
     assert "- [studies/](studies/)" in text
-    assert "`python -m bench.report " in text and f"--out {results}`" in text
+    assert f"    python -m bench.report {results} --out {results}\n" in text
     headline = text[text.index("## Headline"):text.index("## Forward")]
-    assert row(headline, "## Headline", "fast")[:3] == [f"`{GPU}`", "50 ms ±2%", ""]    # a row per machine
-    assert re.search(r"\| fast +\| `laptop` +\| 200 ms ±2%", headline)
+    assert row(headline, "## Headline", "fast")[:3] == ["A", "50 ms ±2%", ""]    # a row per machine, GPU box (A) first
+    assert re.search(r"\| fast +\| B +\| 200 ms ±2%", headline)
 
 
 def test_a_storage_folder_gives_each_machines_newest_passed_run(tmp_path):
@@ -123,7 +127,38 @@ def test_the_headline_shows_each_machines_epoch_memory_or_that_its_run_predates_
     a, b = write(tmp_path / "a.json", measured), write(tmp_path / "b.json", gpu_box())
     assert report.main([a, b, "--out", str(tmp_path / "cmp")]) == 0
     text = (tmp_path / "cmp" / "README.md").read_text()
-    headline = text[text.index("## Headline"):text.index("## Forward")]
-    assert "peak memory: epoch b=10" in headline
-    assert re.search(r"\| fast +\| `laptop` .*\| 3 MB +\|", headline)
-    assert re.search(rf"\| fast +\| `{GPU}` .*\| not recorded +\|", headline)
+    memory = text[text.index("Peak resident memory an epoch added"):text.index("## Forward")]
+    assert "| epoch b=10 " in memory
+    assert re.search(r"\| fast +\| A +\| 3 MB +\|", memory)                # A: the laptop
+    assert re.search(r"\| fast +\| B +\| not recorded +\|", memory)
+
+
+def test_the_page_opens_with_each_machines_fastest(tmp_path):
+    a, b = write(tmp_path / "a.json", laptop()), write(tmp_path / "b.json", gpu_box())
+    assert report.main([a, b, "--out", str(tmp_path / "cmp"), "--relative-to", "laptop"]) == 0
+    text = (tmp_path / "cmp" / "README.md").read_text()
+    assert text.index("## Answer") < text.index("## Headline")
+    # epoch b=10: fast on both; laptop 0.2 s vs its numpy 0.4 s; GPU box 0.05 s vs 0.2 s
+    assert row(text, "## Answer", "epoch") == ["b=10", "`fast` 200 ms; 2.00× next, 2.00× numpy",
+                                                "`fast` 50 ms; 4.00× next, 4.00× numpy"]
+    assert row(text, "## Answer", "forward") == ["b=10", "`numpy` 20 µs", ""]      # the GPU box ran no forward
+
+
+def test_a_new_machine_is_rendered_beside_the_committed_ones(tmp_path, capsys):
+    """`--with results/`: the run, and every machine in that folder (its own run of the same label replaced)."""
+    results = tmp_path / "results"
+    write(results / "laptop" / "benchmark.json", machine_run("laptop", "x", 8, [timing("epoch", "numpy", 10, 9.0)]))
+    write(results / GPU / "benchmark.json", gpu_box())
+    new = write(tmp_path / "new.json", machine_run("amd-epyc-2cpu", "AMD EPYC", 2, [timing("epoch", "numpy", 10, 0.3)]))
+    out = tmp_path / "cmp"
+    assert report.main([new, "--with", str(results), "--out", str(out)]) == 0
+    text = (out / "README.md").read_text()
+    assert "3 machines side by side" in text
+    assert [row(text, "## Machines", k)[0] for k in "ABC"] == ["`amd-epyc-2cpu`", f"`{GPU}`", "`laptop`"]
+    fresh = write(tmp_path / "laptop.json", laptop())                 # the machine's own new run wins
+    assert report.main([fresh, "--with", str(results), "--out", str(out)]) == 0
+    text = (out / "README.md").read_text()
+    assert "2 machines side by side" in text and "9 s" not in text and "400 ms" in text
+    capsys.readouterr()
+    assert report.main([new, "--with", str(tmp_path / "nothing"), "--out", str(out)]) == 1
+    assert "--with" in capsys.readouterr().err

@@ -20,8 +20,8 @@ MESSAGE = f"{TOO_MANY} threads cannot run here: this process may use {threads.us
 
 @pytest.mark.parametrize("impl", impl_params())
 def test_every_implementation_refuses_more_threads_than_cpus_alike(impl):
-    """Before: torch ran 999 threads on 2 CPUs (an epoch took 588 s), NumPy capped OpenBLAS at 64
-    without a word, and only Numba refused, in its own words."""
+    """Before: torch ran 999 threads on 2 CPUs (an epoch hundreds of times slower), NumPy capped
+    OpenBLAS at 64 without a word, and only Numba refused, in its own words."""
     net = create_or_skip(impl, PRESETS["nielsen"].spec(default_dtype(impl)))
     before = threads.info(net)
     with pytest.raises(ConfigError) as info:

@@ -17,10 +17,10 @@ several processes a side: whose ranges of process medians are that far apart, be
 thousands of rounds of a microsecond call, a 1% shift is significant but no regression.
 
 Rounds of one process are not independent: they share that process's and that minute's state
-(where its threads run, what the machine's other tenants do). On the 2-core dev box, 5 processes
-timing torch-idiomatic-cpu's forward at batch 10 one after another gave medians of 37.5, 64.9,
-68.6, 71.5 and 67.8 µs, each from ~1,000-2,000 rounds, so the test on rounds alone calls such a
-shift a change with p < 1e-100. ``python -m bench.run`` therefore times every benchmark in P
+(where its threads run, what the machine's other tenants do). On the 2-core dev box, processes
+timing one benchmark one after another gave medians nearly twice apart, each from a thousand
+rounds or more, and the test on rounds alone called such a shift a change with a vanishing p
+(docs/measurements.md, "Compare"). ``python -m bench.run`` therefore times every benchmark in P
 processes minutes apart and keeps each one's median (``extra_info["processes"]``); where both runs
 have two or more, a change counts only if every process of this run was slower (or faster) than
 every process of the baseline -- the ranges of process medians must not overlap -- as well as
@@ -103,9 +103,9 @@ def _by_process(change, p, rounds, old_p, new_p, threshold, unit) -> Verdict:
     """Significant in the rounds; now the processes. Their ranges overlapping: noise. Apart: the
     change is what separates the nearest two, this run's fastest process from the baseline's
     slowest (or the other way round), and a slowdown fails only when that gap passes the threshold.
-    On the dev box torch-compile-cpu's epoch at batch 128 took 0.33-0.43 s from process to process
-    over five runs of unchanged code, and one compare found both of its processes above both of the
-    baseline's: +23% in the medians, 7% from 0.377 s to 0.405 s."""
+    On the dev box one compare of unchanged code found both of a benchmark's processes above both of
+    the baseline's, its medians past the threshold and its nearest processes well within it
+    (docs/measurements.md, "Compare"; tests/test_bench_compare.py replays it)."""
     ranges = f"median of each process: {spread(old_p, unit)} before, {spread(new_p, unit)} now"
     if not (new_p[0] > old_p[-1] or new_p[-1] < old_p[0]):
         return Verdict(NOISE, change, p, rounds, f"the processes overlap ({ranges}): a shift between processes, "

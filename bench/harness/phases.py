@@ -46,8 +46,8 @@ class Mode:
 #: The epoch benchmarks are the ones `make compare` must be able to decide on: they are the headline,
 #: and a time-to-accuracy run is epochs of the same work. Its Mann-Whitney U test needs 4 rounds a
 #: side to reach p < 0.05 at all (bench/harness/compare.py, rounds_needed), 5 to stay there with one
-#: round out of order. Raising the minimum from 3 (full) and 2 (quick) to 5 adds ~12 s of timed
-#: rounds to the full bench and ~20 s to the quick one (medians of results/intel-xeon-2cpu at 1dd1ad8).
+#: round out of order. Raising the minimum from 3 (full) and 2 (quick) to 5 adds seconds, not
+#: minutes, of timed rounds to either mode (docs/measurements.md, "Benchmark harness").
 #: Forward and backward get pytest-benchmark's calibration (5 rounds at least, usually hundreds);
 #: time to accuracy times one round per seed (3, or 1 in quick): compare says it cannot decide there.
 EPOCH_MIN_ROUNDS = 5
@@ -56,14 +56,12 @@ MODES = {
     "full": Mode(
         "full", epoch_examples=None, epoch_seconds=3.0, epoch_rounds=(EPOCH_MIN_ROUNDS, 10), tta_seeds=(0, 1, 2),
         # Each seed stops at its first epoch at/above target, as time to accuracy needs; a seed that
-        # stalls still trains every epoch. Training every seed's whole schedule took 1,050 of the
-        # full bench's 1,135 timed seconds (results/benchmark.json at 0b3179f: nielsen reaches 94.5%
-        # at epoch 7-12 of 30, relu 97.5% at 6-9 of 10, fullbatch 85% at 54-58 of 100), and the
-        # rows issue 15 added (torch.compile's nielsen alone ~5 min) would have pushed it past 20.
+        # stalls still trains every epoch. Training every seed's whole schedule was most of the full
+        # bench's timed seconds, since every preset reaches its target well before its last epoch
+        # (docs/measurements.md, "Benchmark harness"; results/<machine>/time-to-accuracy.md).
         tta_to_target=True,
-        # Measured here: per-example float64 backprop takes ~3.2 s a nielsen epoch (~100 s a seed with
-        # evaluation), ~10 s a relu epoch with evaluation (~110 s a seed); a fullbatch seed is 100 such
-        # epochs (~15 min).
+        # The per-example reference trains a seed in minutes, a fullbatch seed in about a quarter of
+        # an hour (docs/measurements.md, "Benchmark harness"): one seed, and no fullbatch.
         tta_reference={"nielsen": (0,), "relu": (0,)},
         tta_reference_note="the full bench trains the per-example reference on one seed of nielsen and "
                            "relu only; fullbatch would take ~15 minutes a seed"),
@@ -72,9 +70,9 @@ MODES = {
         tta_to_target=True,
         tta_reference_note="quick mode leaves the per-example reference out of time-to-accuracy "
                            "(~90 s a nielsen seed); run `make bench` for it",
-        # With torch.compile, JAX and scikit-learn in, nielsen's and fullbatch's runs took 155 of the
-        # quick bench's 235 timed seconds (5 min 10 s in all on the 2-core Intel machine, twice that
-        # on a 2-core AMD one); relu's is the one a quick look needs.
+        # With torch.compile, JAX and scikit-learn in, nielsen's and fullbatch's runs were most of the
+        # quick bench's timed seconds (docs/measurements.md, "Benchmark harness"); relu's is the one a
+        # quick look needs.
         tta_presets=("relu",),
         tta_presets_note="quick mode trains relu only; run `make bench` for nielsen and fullbatch"),
     "smoke": Mode(

@@ -354,10 +354,9 @@ def pytest_terminal_summary_fail_on_regression(terminalreporter, config):
 def same_mode_baseline(config, bs) -> None:
     """``--benchmark-compare`` without a run id takes the newest saved run; make that the newest
     of this session's mode. A full run's microsecond benchmarks ran beside other batch sizes and
-    phases, and between such sessions unchanged code moved by up to 63% (torch-idiomatic-cpu's
-    backward at batch 128: 354 µs in `make bench`, 576 µs in `make compare` right after, both with
-    hundreds of rounds): the rounds of one session cannot show that, so the test would call it a
-    change. A run id given on purpose is kept; with no saved run of this mode, the newest is used
+    phases, and between such sessions unchanged code moved far past the threshold, with hundreds of
+    rounds on each side (docs/measurements.md, "Compare"): the rounds of one session cannot show
+    that, so the test would call it a change. A run id given on purpose is kept; with no saved run of this mode, the newest is used
     and the terminal says which mode it was."""
     mode = config.getoption("bench_mode")
     if bs is None or bs.compare is not True or not bs.compared_mapping:

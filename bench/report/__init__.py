@@ -3,6 +3,7 @@
     python -m bench.report RUN.json [--out results]            one run: its machine's report
     python -m bench.report A.json B.json ... [--out DIR]       several machines side by side
     python -m bench.report results [--out results]             the same, one run per sub-folder
+    python -m bench.report RUN.json --with results/ --out DIR  a new machine beside the committed ones
 
 One run writes (through ``writing.write_all``: all or nothing):
 
@@ -65,8 +66,10 @@ def build(json_path, out_dir) -> tuple[list[str], Run]:
     return sorted(files), run
 
 
-def build_machines(sources, out_dir, relative_to=None, command=None) -> tuple[list[str], list[Run]]:
-    """Render the comparison of several machines' runs (files, or folders of one sub-folder per machine)."""
+def build_machines(sources, out_dir, relative_to=None, command=None, beside=()) -> tuple[list[str], list[Run]]:
+    """Render the comparison of several machines' runs (files, or folders of one sub-folder per machine);
+    ``beside``: folders of machines (``--with results/``) whose runs join them, except a machine already
+    given, whose given run wins: a new machine's run rendered next to the committed ones."""
     from ..harness.machine import this_label
     out_dir = Path(out_dir)
     paths, others = [], []
@@ -81,6 +84,15 @@ def build_machines(sources, out_dir, relative_to=None, command=None) -> tuple[li
         else:
             paths.append(source)
     runs = [load(p) for p in paths]
+    for folder in map(Path, beside):
+        if not folder.is_dir():
+            raise ReportError(f"--with {folder}: not a folder of machines (such as results/)")
+        if not (found := machines.machine_folders(folder)[0]):
+            raise ReportError(f"--with {folder}: no machine's run in it (expected <machine>/benchmark.json)")
+        for path in found:
+            if (run := load(path)).label not in {r.label for r in runs}:
+                runs.append(run)
+                paths.append(path)
     machines.check_distinct(runs, [str(p) for p in paths])
     base = machines.choose_base(runs, relative_to, this_label())
     links = {r.label: target for r, p in zip(runs, paths) if (target := machines.link(p, out_dir))}
@@ -101,8 +113,11 @@ def main(argv=None) -> int:
     parser.add_argument("--relative-to", metavar="MACHINE",
                         help="the machine label the speedups of a comparison are relative to (default: this "
                              "machine's if it is among them, else the first)")
+    parser.add_argument("--with", dest="beside", action="append", default=[], metavar="DIR",
+                        help="a folder of machines (such as results/) to render beside RUN: a machine not among "
+                             "them is compared with the committed ones (repeatable)")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
-    several = len(args.json) > 1 or Path(args.json[0]).is_dir()
+    several = len(args.json) > 1 or Path(args.json[0]).is_dir() or bool(args.beside)
     try:
         if several and MACHINE in args.out:
             raise ReportError(f"--out {args.out}: {MACHINE} names one run's machine; a comparison needs one folder")
@@ -110,7 +125,7 @@ def main(argv=None) -> int:
             raise ReportError("--relative-to compares machines: give several runs (or a folder of machines)")
         if several:
             command = shlex.join(["python", "-m", "bench.report", *(argv if argv is not None else sys.argv[1:])])
-            names, runs = build_machines(args.json, args.out, args.relative_to, command)
+            names, runs = build_machines(args.json, args.out, args.relative_to, command, args.beside)
             print(f"bench.report: compared {', '.join(r.label for r in runs)}; wrote {', '.join(names)} "
                   f"into {args.out}/")
             return 0

@@ -14,11 +14,12 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES, PHASES
+from .answer import compact, para, passed, ratio, timing_text
 from .machine import machine_section
 from .memory import memory_of, peak_cell
 from .reading import BASELINES, ReportError, Run
 from .tables import (FAILED, HEADLINE_BATCHES, HEADLINE_MEMORY_BATCHES, TTA, batch_label, batches, epoch_seconds, fmt_s, fmt_spread, fmt_time,
-                     missing_cell, tta_presets)
+                     legend, missing_cell, tta_presets)
 
 PLOT = "machines-epoch.png"
 #: every machine's times are also shown relative to this implementation on the base machine: the
@@ -52,6 +53,21 @@ def implementations(runs: list[Run]) -> list[str]:
     return sorted(names, key=lambda i: BASELINES.index(i) if i in BASELINES else len(BASELINES))
 
 
+def keys(runs: list[Run]) -> dict[str, str]:
+    """A letter per machine label: the tables' columns stay narrow, and the Machines table is the legend."""
+    return {r.label: chr(ord("A") + i) if i < 26 else f"M{i}" for i, r in enumerate(runs)}
+
+
+def fastest_first(runs: list[Run], base: Run, phase: str, batch: int, impls: list[str]) -> list[str]:
+    """``impls`` by their speed on the base machine, then those it did not time by the next machine's."""
+    order = [r for r in [base] + runs]
+    ranks = {}
+    for level, r in enumerate(order):
+        for rank, t in enumerate(passed(r, phase, batch)):
+            ranks.setdefault(t.impl, (level, rank))
+    return sorted(impls, key=lambda i: ranks.get(i, (len(order), 0)))
+
+
 def _cell(run: Run, phase: str, impl: str, batch: int) -> str:
     t = run.timing(phase, impl, batch=batch)
     if t is None or not t.passed:
@@ -67,11 +83,11 @@ def _speedup(run: Run, base: Run, phase: str, impl: str, batch: int, base_impl: 
 
 
 def phase_table(runs: list[Run], base: Run, phase: str, batch: int) -> str:
-    others = [r for r in runs if r is not base]
-    headers = (["implementation"] + [f"`{r.label}`" for r in runs] + [f"`{r.label}` vs `{base.label}`" for r in others]
-               + [f"`{r.label}` vs `{YARDSTICK}` on `{base.label}`" for r in runs])
+    others, key = [r for r in runs if r is not base], keys(runs)
+    headers = (["implementation"] + [key[r.label] for r in runs] + [f"{key[r.label]} vs {key[base.label]}" for r in others]
+               + [f"{key[r.label]} vs `{YARDSTICK}` on {key[base.label]}" for r in runs])
     body = []
-    for impl in implementations(runs):
+    for impl in fastest_first(runs, base, phase, batch, implementations(runs)):
         cells = [_cell(r, phase, impl, batch) for r in runs]
         if any(c not in ("", "skipped") for c in cells):
             body.append([impl] + cells + [_speedup(r, base, phase, impl, batch) for r in others]
@@ -83,19 +99,37 @@ def phase_section(runs: list[Run], base: Run, phase: str) -> str:
     cols = sorted({b for r in runs for b in batches(r, phase)})
     if not cols:
         return "No benchmarks of this phase in these runs.\n"
-    what = PHASES[phase].timed
-    return (f"Time ({what}, ±IQR as % of the median, ⚠ unstable, ‡ other processes shared the CPUs) on each "
-            f"machine; then each machine's speedup over `{base.label}` on the same implementation, and over "
-            f"`{YARDSTICK}` on `{base.label}` (that time per example / this one's; — where either did not run). "
-            "Empty: that machine's run did not include it.\n\n"
+    return (f"Time: {PHASES[phase].timed}.\n\n"
             + "\n\n".join(f"### {batch_label(b)}\n\n{phase_table(runs, base, phase, b)}" for b in cols) + "\n")
+
+
+def answer(runs: list[Run]) -> str:
+    """Per phase and batch size, each machine's fastest implementation, its time, and how many times
+    faster it is than that machine's next fastest and its ``numpy``."""
+    key, body = keys(runs), []
+    for p in BATCH_PHASES:
+        for b in sorted({b for r in runs for b in batches(r, p.name)}):
+            cells = []
+            for r in runs:
+                ranked = passed(r, p.name, b)
+                if not ranked:
+                    cells.append("")
+                    continue
+                best, numpy = ranked[0], next((t for t in ranked if t.impl == YARDSTICK), None)
+                said = ([f"{ratio(ranked[1], best)} next"] if len(ranked) > 1 else []) + (
+                    [f"{ratio(numpy, best)} numpy"] if numpy is not None and best.impl != YARDSTICK else [])
+                cells.append(f"`{best.impl}` {timing_text(best)}" + (f"; {', '.join(said)}" if said else ""))
+            if any(cells):
+                body.append([p.name, batch_label(b)] + cells)
+    return tabulate(body, headers=["phase", "batch"] + [key[r.label] for r in runs], tablefmt="github",
+                    disable_numparse=True) + "\n"
 
 
 def _tta_cell(run: Run, impl: str, preset: str) -> str:
     t = run.timing(TTA, impl, preset_name=preset)
     if t and t.passed:
         return (f"{fmt_s(t.extra.get('median_time_to_target'))} "
-                f"({t.extra.get('reached')}/{len(t.extra.get('seeds', []))} seeds)")
+                f"({t.extra.get('reached')}/{len(t.extra.get('seeds', []))})")
     outcome = run.outcome(TTA, impl, preset_name=preset) or {}
     return (FAILED if t or outcome.get("status") == "failed"
             else "not run" if outcome.get("status") == "skipped" else "")
@@ -112,22 +146,28 @@ def headline(runs: list[Run], base: Run) -> str:
     """Epoch time at the headline batch sizes and time to target: a row per implementation and
     machine that ran it."""
     presets = list(dict.fromkeys(p for r in runs for p in tta_presets(r)))
+    key = keys(runs)
     headers = (["implementation", "machine"] + [f"epoch {batch_label(b)}" for b in HEADLINE_BATCHES]
-               + [f"epoch {batch_label(HEADLINE_BATCHES[0])} vs `{YARDSTICK}` on `{base.label}`"]
-               + [f"time to target: {p}" for p in presets])
+               + [f"{batch_label(HEADLINE_BATCHES[0])} vs `{YARDSTICK}`@{key[base.label]}"]
+               + [f"to target: {p}" for p in presets])
     memory_batches = [b for b in HEADLINE_MEMORY_BATCHES
                       if any(t.phase == "epoch" and t.batch == b and memory_of(t) for r in runs for t in r.timings)]
-    headers += [f"peak memory: epoch {batch_label(b)}" for b in memory_batches]
-    body = []
-    for impl in implementations(runs):
+    body, memory = [], []
+    for impl in fastest_first(runs, base, "epoch", HEADLINE_BATCHES[0], implementations(runs)):
         for r in runs:
             cells = [_cell(r, "epoch", impl, b) for b in HEADLINE_BATCHES]
             cells += [_speedup(r, base, "epoch", impl, HEADLINE_BATCHES[0], YARDSTICK)]
             cells += [_tta_cell(r, impl, p) for p in presets]
-            cells += [_memory_cell(r, impl, b) for b in memory_batches]
-            if any(c not in ("", "skipped", "not run", "—") for c in cells):
-                body.append([impl, f"`{r.label}`"] + cells)
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+            peaks = [_memory_cell(r, impl, b) for b in memory_batches]
+            if any(c not in ("", "skipped", "not run", "—") for c in cells + peaks):
+                body.append([impl, key[r.label]] + cells)
+                memory.append([impl, key[r.label]] + peaks)
+    text = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+    if memory_batches:
+        text += "\nPeak resident memory an epoch added:\n\n" + tabulate(
+            memory, headers=["implementation", "machine"] + [f"epoch {batch_label(b)}" for b in memory_batches],
+            tablefmt="github", disable_numparse=True) + "\n"
+    return text
 
 
 def describe(run: Run) -> str:
@@ -137,12 +177,13 @@ def describe(run: Run) -> str:
 
 
 def machines_table(runs: list[Run], links: dict[str, str]) -> str:
-    body = [[f"[`{r.label}`]({links[r.label]})" if r.label in links else f"`{r.label}`", describe(r),
+    key = keys(runs)
+    body = [[key[r.label], f"[`{r.label}`]({links[r.label]})" if r.label in links else f"`{r.label}`", describe(r),
              str(r.meta.get("mode")), f"`{r.meta.get('command')}`", r.datetime[:16].replace("T", " "),
              (r.commit.get("id") or "?")[:12] + (" (dirty)" if r.commit.get("dirty") else "")]
             for r in runs]
-    return tabulate(body, headers=["machine", "CPU and GPU", "mode", "command", "date (UTC)", "commit"],
-                    tablefmt="github", disable_numparse=True) + "\n"
+    return compact(tabulate(body, headers=["key", "machine", "CPU and GPU", "mode", "command", "date (UTC)", "commit"],
+                            tablefmt="github", disable_numparse=True)) + "\n"
 
 
 def plot(runs: list[Run]) -> bytes | None:
@@ -189,25 +230,35 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
     """README.md (and the plot) comparing ``runs``; ``links``: label -> that machine's own report."""
     figure = plot(runs)
     interrupted = [r.label for r in runs if r.meta.get("session") != "passed"]
+    key = keys(runs)
     text = "\n".join([
         "# Results", "",
-        f"{len(runs)} machines side by side, written by `python -m bench.report` from each machine's "
-        f"`benchmark.json` (`{command}` regenerates this file). Each machine's own report, with every table "
-        "and plot of its run, is in its folder.", "",
-        *([f"> Not a passed session: {', '.join(f'`{m}`' for m in interrupted)}; their tables are incomplete "
-           "or include failures (see their folders).\n"] if interrupted else []),
+        para(f"{len(runs)} machine{'s' if len(runs) != 1 else ''} side by side, written by `python -m bench.report` from each machine's "
+             "`benchmark.json`. Each machine's own report, with every table and plot of its run, is in its "
+             "folder. The tables name each machine by its key (below). This file is regenerated by"), "",
+        f"    {command}", "",
+        *([para(f"> Not a passed session: {', '.join(f'`{m}`' for m in interrupted)}; their tables are incomplete "
+                "or include failures (see their folders).") + "\n"] if interrupted else []),
         "## Machines", "", machines_table(runs, links),
-        "Runs of different modes time different batch sizes and presets: a cell is empty where a machine's "
-        "run did not include it.", "",
+        para("Runs of different modes time different batch sizes and presets: a cell is empty where a machine's "
+             "run did not include it."), "",
+        "## Answer", "",
+        para("Per phase and batch size, each machine's fastest implementation, its median time, and how many "
+             "times faster it is per example than that machine's next fastest and than its `numpy` (⚠: one of "
+             "the two timings was unstable; ‡: other processes shared the CPUs during one of them)."), "",
+        answer(runs),
+        legend("all", f"Rows are fastest first on {key[base.label]}. \"X vs Y\": machine X's speedup over machine Y on "
+                      f"the same implementation; \"X vs `{YARDSTICK}` on {key[base.label]}\": over that machine's "
+                      "numpy (that time per example / this one's; — where either did not run)."),
         "## Headline", "",
-        "Seconds per epoch of the preset's training set (±IQR), median training seconds to the preset's "
-        "target (seeds that reached it) and the peak resident memory an epoch added (each machine's "
-        "`memory.md` says how it is measured; \"not recorded\": a run from before memory was measured), "
-        "per machine.", "", headline(runs, base),
+        para("Seconds per epoch of the preset's training set (±IQR), median training seconds to the preset's "
+             "target (in brackets: seeds that reached it / seeds) and the peak resident memory an epoch added "
+             "(each machine's `memory.md` says how it is measured; \"not recorded\": a run from before memory "
+             "was measured), per machine."), "", headline(runs, base),
         *([f"![Epoch time per machine]({PLOT})", ""] if figure else []),
         *(f"## {p.title}\n\n{phase_section(runs, base, p.name)}" for p in BATCH_PHASES),
         "## Each machine", "",
-        *(f"### `{r.label}`\n\n{machine_section(r)}" for r in runs),
+        *(f"### {key[r.label]}: `{r.label}`\n\n{compact(machine_section(r))}" for r in runs),
         *(["## Other results here", "", "".join(f"- [{d}/]({d}/)\n" for d in extra_dirs)] if extra_dirs else []),
     ])
     files = {"README.md": text.encode()}

@@ -2,6 +2,8 @@
 each was measured and what it cannot see, the cells, and one phase's memory tables."""
 from __future__ import annotations
 
+import textwrap
+
 from .reading import Run, Timing
 
 PEAK_NOTE = ("**Peak resident memory** (what one untimed call of the timed work added to the process's resident "
@@ -54,20 +56,37 @@ def allocations_cell(t: Timing) -> str:
     return text or ("none" if "per_step" in m else "—")
 
 
-def memory_tables(run: Run, phase: str, table) -> str:
+def _wrap(note: str) -> str:
+    return textwrap.fill(note.strip(), 100, break_long_words=False, break_on_hyphens=False) + "\n"
+
+
+def _title(note: str) -> str:
+    """The note's bold title alone: where the page explains the measurement once elsewhere."""
+    return note.split(" (")[0] + "\n"
+
+
+def memory_notes() -> str:
+    """How every memory figure is measured, said once (memory.md)."""
+    return "\n".join(_wrap(n.format(per="step or call", what="calls")) for n in (PEAK_NOTE, ALLOC_NOTE, HELD_NOTE, CUDA_NOTE))
+
+
+def memory_tables(run: Run, phase: str, table, notes: bool = True, only_peak: bool = False) -> str:
     """The phase's memory: peak resident memory, allocations, what the network holds, and device
-    memory where any ran on CUDA. ``table(cell)`` renders implementations x batch sizes."""
+    memory where any ran on CUDA. ``table(cell)`` renders implementations x batch sizes; ``notes``:
+    each table under its full explanation, else under its title alone; ``only_peak``: the first table."""
     timed = [t for t in run.timings if t.phase == phase and memory_of(t)]
     if not timed:
         return "No memory figures in this run (it predates them).\n"
     per = "step" if phase == "epoch" else "call"
     what = "mini-batches, the first few of the epoch" if phase == "epoch" else "calls"
-    parts = [PEAK_NOTE, table(lambda t, b: peak_cell(t)), "\n" + ALLOC_NOTE.format(per=per, what=what),
-             table(lambda t, b: allocations_cell(t)), "\n" + HELD_NOTE,
-             table(lambda t, b: fmt_bytes(memory_of(t).get("held")))]
-    if any(memory_of(t).get("cuda") for t in timed):
+    say = _wrap if notes else _title
+    parts = [say(PEAK_NOTE), table(lambda t, b: peak_cell(t))]
+    if not only_peak:
+        parts += ["\n" + say(ALLOC_NOTE.format(per=per, what=what)), table(lambda t, b: allocations_cell(t)),
+                  "\n" + say(HELD_NOTE), table(lambda t, b: fmt_bytes(memory_of(t).get("held")))]
+    if not only_peak and any(memory_of(t).get("cuda") for t in timed):
         def cuda_cell(t, b):
             cuda = memory_of(t).get("cuda")
             return f"{fmt_bytes(cuda['max_allocated'])} / {fmt_bytes(cuda['max_reserved'])}" if cuda else "—"
-        parts += ["\n" + CUDA_NOTE, table(cuda_cell)]
+        parts += ["\n" + say(CUDA_NOTE), table(cuda_cell)]
     return "\n".join(parts) + "\n"

@@ -1,11 +1,13 @@
 """The report's plots (matplotlib, the ``plots`` extra): epoch time against batch size, and
-test accuracy against training time per preset."""
+test accuracy against training time per preset. Legends list implementations fastest first, as the
+tables do, so the first entry is the answer."""
 from __future__ import annotations
 
 import io
 
+from .answer import speed_order
 from .reading import Run
-from .tables import TTA, epoch_seconds, tta_presets
+from .tables import TTA, batches, epoch_seconds, tta_presets
 
 
 def plot_names(run: Run) -> list[str]:
@@ -53,7 +55,7 @@ def plots(run: Run) -> dict[str, bytes]:
     for name in names:
         plt, fig, ax = figure()
         if name == "epoch-vs-batch.png":
-            for impl in run.available:
+            for impl in speed_order(run, "epoch", run.available, batches(run, "epoch")):
                 points = sorted((t.batch, epoch_seconds(t)) for t in run.timings
                                 if t.phase == "epoch" and t.impl == impl and t.passed)
                 if points:
@@ -66,7 +68,7 @@ def plots(run: Run) -> dict[str, bytes]:
             preset = name[len("tta-"):-len(".png")]
             colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
             target = None
-            for impl in run.available:
+            for impl in sorted(run.available, key=lambda i: _to_target(run, i, preset)):
                 t = run.timing(TTA, impl, preset_name=preset)
                 if t is None:
                     continue
@@ -84,3 +86,8 @@ def plots(run: Run) -> dict[str, bytes]:
     return out
 
 
+def _to_target(run: Run, impl: str, preset: str) -> float:
+    """Median seconds to the preset's target, for the legend's order (never reached, or not run: last)."""
+    t = run.timing(TTA, impl, preset_name=preset)
+    seconds = t.extra.get("median_time_to_target") if t is not None and t.passed else None
+    return float("inf") if seconds is None else seconds

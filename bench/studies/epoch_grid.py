@@ -6,8 +6,8 @@ the preset's seeded weights, validated against the float64 reference at every ba
 short epoch with a short last mini-batch), then timed: per cell a warm-up round and
 ``--repeats`` rounds, each round one epoch per implementation from the same weights in the
 same order, the implementations' order alternating between rounds, after an idle pause
-(OpenBLAS's threads spin ~0.1 s after numpy's last call: a parallel epoch started inside
-that window ran up to 2x slower on 2 cores). The per-example reference is timed on a prefix
+(OpenBLAS's threads spin for a while after numpy's last call, and a parallel epoch started
+inside that window ran much slower on 2 cores: docs/measurements.md, "Benchmark harness"). The per-example reference is timed on a prefix
 and scaled (marked †). An implementation that records ``compile_seconds`` and names its
 compile cache (``compile_cache_env``) is also started in fresh processes, cold and from the cache.
 """

@@ -7,8 +7,9 @@ Only libraries already imported are touched, so asking does not import torch.
 One rule for every implementation and every command: at most one thread per CPU this
 process may run on (``usable_cpus``). A thread beyond that gets no CPU of its own: it
 waits while another runs, and every parallel region then waits for the slowest of them.
-torch-fast-cpu at ``--threads 999`` on 2 CPUs took 588 s for an epoch of 1.2 s; NumPy
-silently capped OpenBLAS at 64; only Numba refused. Now all refuse the same way.
+torch-fast-cpu at ``--threads 999`` on 2 CPUs took hundreds of times as long for an epoch
+(docs/measurements.md, "Threads"); NumPy silently capped OpenBLAS; only Numba refused. Now all
+refuse the same way.
 """
 from __future__ import annotations
 

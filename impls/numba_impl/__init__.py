@@ -7,9 +7,9 @@ them, and ``train_epoch`` is ONE compiled call that walks every mini-batch itsel
 The loops are blocked so each loaded number feeds several multiply-adds, and each
 layer's neurons are split between threads with ``prange``.
 
-Threads: Numba's threading layer is chosen as OpenMP first (a parallel region's start cost
-~1.5 us on the 2-core development machine against ~110 us with 'workqueue', too slow for
-regions per mini-batch; the step-overhead study shows what a step costs). That
+Threads: Numba's threading layer is chosen as OpenMP first (a parallel region starts about
+seventy times faster than with 'workqueue', which is too slow for regions per mini-batch:
+docs/measurements.md, "numba"; the step-overhead study shows what a step costs). That
 is the system's libgomp, which torch also binds to if it is imported after Numba has
 started its threads (otherwise torch keeps the copy it bundles); OpenBLAS, behind
 ``numpy``, runs its own pthreads. Numba hands its own thread count to every region, so

@@ -13,7 +13,7 @@ backward pass, so the row stays in that core's cache), and every sum is taken in
 same order however the neurons are split. So the results are bit-for-bit the same for
 any thread count. In ``train_epoch`` the thread that updates a row of W_1 also feeds
 the next mini-batch through that row, in the same region: one region per mini-batch.
-Work too small to pay for a parallel region (1.5-3 us on 2 cores) runs serially.
+Work too small to pay for a parallel region (a few microseconds: docs/measurements.md) runs serially.
 """
 import warnings
 
@@ -53,8 +53,8 @@ SIGMOID_QUADRATIC, SOFTMAX_CROSSENTROPY = 0, 1    # the output/cost pair
 N_IN, N_OUT, W_OFF, B_OFF, A_OFF = range(5)       # columns of ``layout``
 #: a layer with fewer multiply-adds per mini-batch than this runs serially: splitting
 #: ~150k multiply-adds (a few us of work) only just pays for a parallel region. Against
-#: 50k, relu at batch 64/128 on 2 threads went 0.177/0.168 -> 0.166/0.159 s per epoch
-#: (its 100->10 layer now serial), nielsen unchanged.
+#: 50k, relu's epochs at batch 64/128 on 2 threads got faster (its 100->10 layer now serial),
+#: nielsen's stayed the same (docs/measurements.md, "numba").
 PARALLEL_MIN_MACS = 150_000
 #: examples per block: 8 input rows (25 KB at 784 float32) stay in L1 while W streams
 BLOCK = 8
