@@ -71,6 +71,12 @@ def parse_args(argv):
         p.error(f"--step-budget: no step or group named {', '.join(unknown)}")
     if args.processes < 1:
         p.error("--processes must be 1 or more")
+    if args.machine:
+        from bench.harness.machine import check_label
+        try:
+            check_label(args.machine)
+        except ValueError as exc:
+            p.error(f"--machine: {exc}")
     return args
 
 
@@ -144,12 +150,14 @@ def main(argv=None) -> int:
         return 2
     r = Run(args, command)
     env_file = args.out / "environment.json"
-    r.group("facts", [Step("facts", plan.python("-m", "bench.gpu.facts", str(env_file), *([args.data] if args.data else [])))])
+    r.group("facts", [Step("facts", plan.python("-m", "bench.gpu.facts", str(env_file), *([args.data] if args.data else [])),
+                           env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})])
     facts = outcome.load_json(env_file) or {}
     status = facts.get("implementations") if isinstance(facts.get("implementations"), dict) else {}
-    args.machine = r.summary["machine"] = args.machine or (facts.get("label", "unknown-machine")
-                                                           + ("-dry-run" if args.dry_run else ""))
-    r.summary["environment"] = environment(facts)
+    label = facts.get("label", "unknown-machine")
+    args.machine = r.summary["machine"] = args.machine or (label[:72] + "-dry-run" if args.dry_run else label)
+    r.summary["environment"] = environment(facts, status)
+    r.summary["unavailable"] = {name: why for name, why in status.items() if why is not None}
     plan.run_all(r, args, status)
     r.save()
     print("\n" + outcome.render(r.summary))
@@ -159,7 +167,7 @@ def main(argv=None) -> int:
     return 1 if bad else 0
 
 
-def environment(facts: dict) -> dict:
+def environment(facts: dict, status: dict) -> dict:
     """The summary's table of the environment, from ``environment.json``."""
     torch, jax = facts.get("torch", {}), facts.get("jax", {})
     gpus = facts.get("nvidia_smi", {}).get("gpus") or []
@@ -173,8 +181,7 @@ def environment(facts: dict) -> dict:
         "Numba": facts.get("numba", {}).get("version") or facts.get("numba", {}).get("error"),
         "Python": facts.get("python"),
         "MNIST": facts.get("mnist", {}).get("source") or facts.get("mnist", {}).get("error"),
-        "unavailable": "; ".join(f"{n}: {why}" for n, why in (facts.get("implementations") or {}).items()
-                                 if isinstance(why, str)) or "none",
+        "implementations": ", ".join(n for n, why in status.items() if why is None) or "none",
     }
 
 

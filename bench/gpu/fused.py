@@ -64,7 +64,9 @@ def epoch_figure(ready, data, batch: int, repeats: int) -> dict:
     out = {"batch": batch, "examples": examples, "steps": steps, "first_epoch_seconds": first,
            "epoch_seconds": seconds, "median_epoch_seconds": median, "step_seconds": median / steps,
            "torch_ops_per_epoch": counts.get("aten")}
-    if "kernels" in counts:
+    if counts.get("kernels") == 0:
+        out["kernels"] = "not measured: torch's profiler saw no kernels in the epoch's replay"
+    elif "kernels" in counts:
         kernel_seconds = float(counts["kernel_us"]) * 1e-6
         out.update(kernels_per_step=counts["kernels"] / steps, kernel_seconds_per_epoch=kernel_seconds,
                    kernel_seconds_per_step=kernel_seconds / steps)

@@ -96,7 +96,8 @@ def render(summary: dict) -> str:
     env = summary.get("environment") or {}
     lines += [tabulate([(k, v) for k, v in env.items()], headers=["", ""], tablefmt="github",
                        disable_numparse=True), ""]
-    lines += [f"Command `{summary['command']}`, started {summary['started']} UTC; total budget "
+    lines += [f"- `{name}` cannot run here: {why}" for name, why in (summary.get("unavailable") or {}).items()]
+    lines += ["", f"Command `{summary['command']}`, started {summary['started']} UTC; total budget "
               f"{summary['budget']:.0f} s, used {summary['seconds']:.0f} s.", "", "## Steps", ""]
     rows = [(s["name"], s["status"], f"{s['seconds']:.1f}", f"{s['budget']:.0f}", s["note"]) for s in summary["steps"]]
     lines += [tabulate(rows, headers=["step", "status", "seconds", "budget (s)", "note"], tablefmt="github",

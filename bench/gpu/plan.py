@@ -52,7 +52,8 @@ def run_all(r, args, status: dict) -> None:
 
     fused = Step("fused", python("-m", "bench.gpu.fused", str(out / "fused.json"), *(["--dry-run"] * args.dry_run), *data),
                  env=interpret)
-    why = None if args.dry_run else status.get("triton-fused-cuda", "not registered")
+    why = None if args.dry_run else status.get("triton-fused-cuda", "not registered") if status else \
+        "the facts step listed no implementations"
     r.group("fused", [skip(fused, f"triton-fused-cuda cannot run here: {why}") if why else fused])
     r.summary["fused"] = outcome.load_json(out / "fused.json")
 
