@@ -17,8 +17,8 @@ that runs out is cut and says so, one that fails is recorded, and the next runs 
 
 Budget: each group of steps is guaranteed its share of ``--budget``; time a group leaves unused
 passes to the next. Within a group a step may use what the group has left, less a reserve for
-each step after it. Everything lands flat in ``--out`` (at most 7 files: what a device hands
-back). ``--dry-run``: the same steps on the CPU with CPU stand-ins at smoke sizes, the fused
+each step after it. Everything lands flat in ``--out``: seven files, none over 15 MiB (what a
+device hands back; ``benchmark.json`` is gzipped where it would be larger). ``--dry-run``: the same steps on the CPU with CPU stand-ins at smoke sizes, the fused
 kernels in Triton's interpreter; its machine label ends in ``-dry-run``.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from bench.gpu.steps import Step, run, skip
 REPO = Path(__file__).resolve().parents[1]
 #: the files a run writes into --out (and removes from there before it starts)
 ARTEFACTS = ("summary.md", "summary.json", "environment.json", "tests.xml", "fused.json", "benchmark.json",
-             "steps.log")
+             "benchmark.json.gz", "steps.log")
 #: each group's guaranteed share of the budget, in the order the groups run
 SHARES = {"facts": 0.04, "tests": 0.14, "check": 0.14, "fused": 0.08, "suite-cuda": 0.48, "suite-cpu": 0.12}
 #: within a group, the share of the budget kept back for each step still to come

@@ -136,6 +136,17 @@ def test_no_budget_left_skips_the_step(tmp_path):
     assert step.status == "skipped" and "no time left" in step.note
 
 
+def test_a_run_too_large_to_come_back_is_gzipped(tmp_path, monkeypatch):
+    import gzip
+    from bench.gpu import outcome
+    run = {"benchmarks": [{"stats": {"data": [1e-5] * 1000}}]}
+    assert outcome.write_run(tmp_path, run).name == "benchmark.json"
+    monkeypatch.setattr(outcome, "FILE_LIMIT", 1000)
+    packed = outcome.write_run(tmp_path, run)
+    assert packed.name == "benchmark.json.gz" and not (tmp_path / "benchmark.json").exists()
+    assert json.loads(gzip.decompress(packed.read_bytes())) == run
+
+
 def test_junit_counts(tmp_path):
     xml = tmp_path / "t.xml"
     xml.write_text('<testsuites><testsuite tests="4" failures="1" errors="0" skipped="2">'

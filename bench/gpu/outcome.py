@@ -63,6 +63,28 @@ def combine(parts: list[tuple[str, str, dict]], lost: list[tuple[str, str]], ava
     return run
 
 
+#: what a device hands back at most per file, with room to spare
+FILE_LIMIT = 15 * 2 ** 20
+
+
+def write_run(out: Path, run: dict) -> Path:
+    """``benchmark.json``, compact; gzipped as ``benchmark.json.gz`` where it would pass ``FILE_LIMIT``
+    (a GPU's microsecond benchmarks keep tens of thousands of rounds each: ``gunzip -k`` before
+    rendering). The other name is removed, so only the latest run is there."""
+    import gzip
+    text = json.dumps(run, separators=(",", ":")).encode()
+    plain, packed = out / "benchmark.json", out / "benchmark.json.gz"
+    if len(text) > FILE_LIMIT:
+        tmp = packed.with_name(packed.name + ".tmp")
+        tmp.write_bytes(gzip.compress(text, compresslevel=6))
+        tmp.replace(packed)
+        plain.unlink(missing_ok=True)
+        return packed
+    write(plain, text.decode())
+    packed.unlink(missing_ok=True)
+    return plain
+
+
 def junit_counts(path: Path) -> dict | None:
     """passed/failed/errors/skipped of a pytest ``--junitxml`` file, and the failing tests' ids;
     None if there is no readable file (the step died before pytest wrote it)."""
@@ -109,7 +131,7 @@ def render(summary: dict) -> str:
                   + "".join(f"\n- failed: `{t}`" for t in tests["failed_tests"]), ""]
     bench = summary.get("benchmark")
     if bench:
-        lines += [f"Suites: {bench['benchmarks']} benchmarks in `benchmark.json` ({bench['mode']}); session "
+        lines += [f"Suites: {bench['benchmarks']} benchmarks in `{bench['file']}` ({bench['mode']}); session "
                   f"{bench['session']}" + (f"; no run from {', '.join(bench['lost'])}" if bench["lost"] else ""), ""]
     lines += _targets(summary.get("fused"))
     return "\n".join(lines) + "\n"

@@ -3,7 +3,6 @@ are CUDA ones (their names end in ``-cuda``) and which of them can run here. In 
 CPU stand-ins of ``bench.gpu_run.DRY`` take their places."""
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -74,9 +73,9 @@ def run_all(r, args, status: dict) -> None:
                 else:
                     lost.append((name, f"the GPU run's step {step.name} left no run: {step.status}, {step.note}"))
                 run = outcome.combine(parts, lost, status, r.summary["command"]) if parts else None
-                if run:
-                    outcome.write(out / "benchmark.json", json.dumps(run, indent=2))
-                r.summary["benchmark"] = {"benchmarks": len(run["benchmarks"]) if run else 0,
+                written = outcome.write_run(out, run) if run else None
+                r.summary["benchmark"] = {"file": written.name if written else None,
+                                          "benchmarks": len(run["benchmarks"]) if run else 0,
                                           "mode": run["nnbench"]["mode"] if run else "none",
                                           "session": run["nnbench"]["session"] if run else "none",
                                           "lost": [n for n, _ in lost]}
