@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARTEFACTS = ("summary.md", "summary.json", "environment.json", "tests.xml", "fused.json", "benchmark.json",
              "benchmark.json.gz", "steps.log")
 #: each group's guaranteed share of the budget, in the order the groups run
-SHARES = {"facts": 0.04, "tests": 0.14, "check": 0.14, "fused": 0.08, "suite-cuda": 0.48, "suite-cpu": 0.12}
+SHARES = {"facts": 0.10, "tests": 0.14, "check": 0.14, "fused": 0.08, "suite-cuda": 0.44, "suite-cpu": 0.10}
 #: within a group, the share of the budget kept back for each step still to come
 RESERVE = 0.04
 
@@ -154,7 +154,11 @@ def main(argv=None) -> int:
                            env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})])
     facts = outcome.load_json(env_file) or {}
     status = facts.get("implementations") if isinstance(facts.get("implementations"), dict) else {}
-    label = facts.get("label", "unknown-machine")
+    if "label" in facts:
+        label = facts["label"]
+    else:                  # the facts step died early: the same label, asked here (it imports no framework)
+        from bench.harness.machine import this_label
+        label = this_label()
     args.machine = r.summary["machine"] = args.machine or (label[:72] + "-dry-run" if args.dry_run else label)
     r.summary["environment"] = environment(facts, status)
     r.summary["unavailable"] = {name: why for name, why in status.items() if why is not None}

@@ -81,22 +81,30 @@ def data_facts(data: str | None) -> dict:
     return {"source": str(dataset.source), "train": len(dataset.X_train), "test": len(dataset.X_test)}
 
 
-def gather(data: str | None = None) -> dict:
+def gather(out: Path, data: str | None = None) -> dict:
+    """Every fact, the file rewritten after each: what the run needs most (the label, which
+    implementations can run) comes first, so a step cut half-way still leaves it."""
     from bench.harness.machine import describe, this_label, version
     from impls.core.registry import available
-    facts = {
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
-        "label": this_label(),
-        "nvidia_smi": nvidia_smi(),
-        "versions": {name: version(name) for name in LIBRARIES},
-        "torch": _guarded(torch_facts),
-        "triton": _guarded(triton_facts),
-        "jax": _guarded(jax_facts),
-        "numba": _guarded(numba_facts),
-        "mnist": _guarded(lambda: data_facts(data)),
-        "implementations": _guarded(available),
+    sections = {
+        "python": lambda: f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "label": this_label,
+        "implementations": lambda: _guarded(available),
+        "nvidia_smi": nvidia_smi,
+        "versions": lambda: {name: version(name) for name in LIBRARIES},
+        "torch": lambda: _guarded(torch_facts),
+        "triton": lambda: _guarded(triton_facts),
+        "jax": lambda: _guarded(jax_facts),
+        "numba": lambda: _guarded(numba_facts),
+        "mnist": lambda: _guarded(lambda: data_facts(data)),
+        "machine": lambda: _guarded(describe),     # after torch is imported: describe() then names the GPU
     }
-    facts["machine"] = _guarded(describe)        # after torch is imported: describe() then names the GPU
+    facts = {}
+    for key, fn in sections.items():
+        facts[key] = fn()
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(facts, indent=2, default=str))
+        tmp.replace(out)
     return facts
 
 
@@ -105,8 +113,7 @@ def main(argv=None) -> int:
     if len(args) not in (1, 2):
         print("usage: python -m bench.gpu.facts OUT.json [MNIST_DIR]", file=sys.stderr)
         return 2
-    facts = gather(args[1] if len(args) == 2 else None)
-    Path(args[0]).write_text(json.dumps(facts, indent=2, default=str))
+    facts = gather(Path(args[0]), args[1] if len(args) == 2 else None)
     impls = facts["implementations"]
     ready = [n for n, why in impls.items() if why is None] if "error" not in impls else []
     print(f"{facts['label']}: {facts['python']}; GPU {facts['torch'].get('device', 'none')}; "

@@ -31,6 +31,8 @@ def run_all(r, args, status: dict) -> None:
     ready = [n for n, why in status.items() if why is None]
     cuda = [n for n in CUDA_ORDER if n in ready] + [n for n in ready if n.endswith("-cuda") and n not in CUDA_ORDER]
     cpu = [n for n in ready if not n.endswith("-cuda")]
+    if not status and not args.dry_run:     # the facts step left no list: try every CUDA one, each says why not
+        cuda, cpu = list(CUDA_ORDER), []
     checks = list(cuda)
     if args.dry_run:
         checks, cuda, cpu = list(DRY[0]), list(DRY[1]), list(DRY[2])
@@ -51,8 +53,7 @@ def run_all(r, args, status: dict) -> None:
 
     fused = Step("fused", python("-m", "bench.gpu.fused", str(out / "fused.json"), *(["--dry-run"] * args.dry_run), *data),
                  env=interpret)
-    why = None if args.dry_run else status.get("triton-fused-cuda", "not registered") if status else \
-        "the facts step listed no implementations"
+    why = None if args.dry_run or not status else status.get("triton-fused-cuda", "not registered")
     r.group("fused", [skip(fused, f"triton-fused-cuda cannot run here: {why}") if why else fused])
     r.summary["fused"] = outcome.load_json(out / "fused.json")
 
