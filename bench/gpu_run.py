@@ -52,7 +52,7 @@ def parse_args(argv):
                                        "suite:NAME.")
     p.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, smoke sizes (CI runs it)")
     p.add_argument("--out", type=Path, default=Path("results/gpu-run"), help="folder. Default: results/gpu-run")
-    p.add_argument("--budget", type=_seconds, default=480.0, help="total seconds for every step. Default: 480")
+    p.add_argument("--budget", type=_above_zero, default=480.0, help="total seconds for every step. Default: 480")
     p.add_argument("--step-budget", action="append", default=[], metavar="NAME=SECONDS",
                    help="a step's or group's budget instead of its share (0 skips it); repeatable")
     p.add_argument("--check", action="append", metavar="NAME",
@@ -69,6 +69,10 @@ def parse_args(argv):
                and k not in ("facts", "tests", "fused")]
     if unknown:
         p.error(f"--step-budget: no step or group named {', '.join(unknown)}")
+    if args.data:
+        if not Path(args.data).is_dir():
+            p.error(f"--data: {args.data} is not a directory")
+        args.data = str(Path(args.data).resolve())
     if args.processes < 1:
         p.error("--processes must be 1 or more")
     if args.machine:
@@ -87,6 +91,13 @@ def _seconds(text) -> float:
         value = -1.0
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _above_zero(text) -> float:
+    value = _seconds(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
     return value
 
 

@@ -131,9 +131,9 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_no_budget_left_skips_the_step(tmp_path):
+def test_a_step_with_no_budget_left_is_cut_unstarted(tmp_path):
     step = run(Step("late", [sys.executable, "-c", "pass"], budget=0.5), tmp_path / "log")
-    assert step.status == "skipped" and "no time left" in step.note
+    assert step.status == "cut" and "not started: no time left" in step.note and step.returncode is None
 
 
 def test_a_run_too_large_to_come_back_is_gzipped(tmp_path, monkeypatch):
@@ -161,6 +161,8 @@ def test_junit_counts(tmp_path):
     (["--budget", "-3"], "is not a number of seconds"),
     (["--step-budget", "nosuch=3"], "no step or group named nosuch"),
     (["--step-budget", "tests"], "NAME=SECONDS"),
+    (["--budget", "0"], "is not a number of seconds above 0"),
+    (["--data", "/no/such/dir"], "--data: /no/such/dir is not a directory"),
 ])
 def test_usage_errors_are_one_line(args, said):
     proc = gpu_run(*args)

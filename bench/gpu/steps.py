@@ -46,8 +46,9 @@ def skip(step: Step, why: str) -> Step:
 
 def run(step: Step, log: Path) -> Step:
     """Run ``step.command`` for at most ``step.budget`` seconds, stdout and stderr appended to ``log``."""
-    if step.budget < MIN_SECONDS:
-        return skip(step, f"no time left in the run's budget ({step.budget:.0f} s for this step)")
+    if step.budget < MIN_SECONDS:       # never started, for want of time: as good as cut
+        step.status, step.note = "cut", f"not started: no time left in the run's budget ({step.budget:.1f} s)"
+        return step
     env = {**os.environ, **step.env}
     with open(log, "a") as fh:
         fh.write(f"\n===== {step.name}: {' '.join(step.command)} (budget {step.budget:.0f} s)\n")
