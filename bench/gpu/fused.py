@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: the targets, as issue 14 set them: (key, what, limit, unit)
-TARGETS = (("step", "batch-10 step (nielsen epoch ÷ steps, graph replay)", 15e-6, "s"),
-           ("relu", "relu preset to 97.5% (training seconds, median of seeds)", 0.2, "s"),
+#: the targets, as issue 14 set them: (key, what, limit, unit); relu first, so that its seeds train
+#: before torch's profiler has run in this process
+TARGETS = (("relu", "relu preset to 97.5% (training seconds, median of seeds)", 0.2, "s"),
+           ("step", "batch-10 step (nielsen epoch ÷ steps, graph replay)", 15e-6, "s"),
            ("epoch", "batch-1024 nielsen epoch ÷ its arithmetic bound", 5.0, "x"))
 #: (n_train or None for the preset's, test examples or None, timed epochs, seeds, epoch batch)
 SIZES = {"gpu": dict(step_n=None, tta_n=None, test_n=None, repeats=5, seeds=(0, 1, 2), epoch_batch=1024),
@@ -92,12 +93,12 @@ def relu_target(make, data, size) -> dict:
         preset = dataclasses.replace(preset.shrunk("dry-run"), n_train=size["tta_n"], epochs=1)
     ready = make(preset, None)
     net, batch = ready.net, preset.batch(len(ready.X))
-    epoch = epoch_figure(ready, data, batch, size["repeats"])
     runs = []
-    for seed in size["seeds"]:
+    for seed in size["seeds"]:           # before this process's first profile (TARGETS' order)
         net.train_epoch(np.arange(batch), batch, preset.lr)      # the suite's warm-up: one step at the real shapes
         net.sync()
         runs.append(train_seed(net, preset, data, seed, True, epoch_flops(net.spec, len(ready.X), batch)))
+    epoch = epoch_figure(ready.restore(), data, batch, size["repeats"])
     reached = [r["time_to_target"] for r in runs if r["time_to_target"] is not None]
     epochs = statistics.median([r["target_epoch"] or r["epochs"] for r in runs])
     per_epoch = epoch.get("kernel_seconds_per_epoch")
