@@ -80,7 +80,7 @@ def step_target(make, data, size) -> dict:
     from impls.core.presets import PRESETS
     fig = epoch_figure(make(PRESETS["nielsen"], size["step_n"]), data, 10, size["repeats"])
     bound = (f"{_us(fig['kernel_seconds_per_step'])} in {fig['kernels_per_step']:g} kernels a step"
-             if "kernel_seconds_per_step" in fig else fig["kernels"])
+             if "kernel_seconds_per_step" in fig else fig["kernels"]) + f" ({fig['steps']} steps an epoch)"
     return {"figure": fig["step_seconds"], "bound": bound, "detail": fig}
 
 
@@ -104,7 +104,8 @@ def relu_target(make, data, size) -> dict:
     per_epoch = epoch.get("kernel_seconds_per_epoch")
     bound = (f"{epochs:g} epochs x {_ms(per_epoch)} of kernels = {_ms(epochs * per_epoch)}" if per_epoch
              else f"{epochs:g} epochs x {_ms(epoch['median_epoch_seconds'])} an epoch (no kernel times)")
-    bound += f"; first epoch {_ms(epoch['first_epoch_seconds'])} untimed here, counted in a seed's first (graph capture)"
+    bound += (f"; an epoch that captures its graph took {_ms(epoch['first_epoch_seconds'])}, and each seed's first "
+              "epoch does (inside its time)")
     return {"figure": statistics.median(reached) if reached else None, "bound": bound,
             "detail": {"preset": preset.name, "target": preset.target, "seeds": runs, "epoch": epoch,
                        "reached": len(reached)}}
@@ -130,7 +131,8 @@ def epoch_target(make, data, size, device) -> dict:
     return {"figure": fig["median_epoch_seconds"] / bound, "detail": fig,
             "bound": f"{_ms(bound)} ({'memory' if memory > compute else 'compute'}: {flops / 1e9:.3g} GFLOP at "
                      f"{roof['peak'][spec.dtype]:.0f} GFLOP/s, {traffic / 1e6:.3g} MB at "
-                     f"{roof['bandwidth'] / 1e9:.0f} GB/s); epoch {_ms(fig['median_epoch_seconds'])}{kernels}"}
+                     f"{roof['bandwidth'] / 1e9:.0f} GB/s); epoch {_ms(fig['median_epoch_seconds'])}{kernels} "
+                     f"({n} examples at batch {batch})"}
 
 
 def _us(seconds):
