@@ -151,6 +151,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     command = os.environ.get("NNBENCH_GPU_COMMAND") or shlex.join(["python", "-m", "bench.gpu_run", *argv])
+    args.out = args.out.resolve()
+    os.chdir(REPO)                  # every step names its files from the checkout's root (pytest tests, bench)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ARTEFACTS:
