@@ -6,6 +6,7 @@ us, in one prepared run that writes a handful of files.
   on either way.
 - ``facts``: the environment (GPU, driver, CUDA, library versions, which implementations can
   run here and why not), written before anything else runs.
+- ``plan``: the steps after the facts, from what they found (or the dry run's CPU stand-ins).
 - ``fused``: the fused Triton step against the three targets set when it was built.
 - ``outcome``: several ``python -m bench.run`` runs as one machine's ``benchmark.json``, the
   tests' JUnit counts, and the summary (Markdown and JSON).
