@@ -35,7 +35,7 @@ ifneq ($(IMPLS),)
 export NNBENCH_IMPLS := $(IMPLS)
 endif
 
-.PHONY: setup setup-cuda test test-all train check bench bench-quick compare profile study clean
+.PHONY: setup setup-cuda test test-all train check bench bench-quick compare profile study gpu-run clean
 
 TORCH  := 2.13.0
 TRITON := 3.9.0
@@ -121,6 +121,21 @@ profile: $(STAMP)
 # One study over every available implementation, into results/studies/ (NAME empty: the list).
 study: $(STAMP)
 	NNBENCH_COMMAND="make study NAME=$(NAME)$(if $(ARGS), ARGS=\"$(ARGS)\")" $(PY) -m bench.studies $(if $(NAME),$(NAME),--list) $(ARGS)
+
+# Everything a GPU machine can tell us in one run (python -m bench.gpu_run; docs/gpu.md): facts, CUDA
+# tests and checks, the fused Triton step's targets, the suites; every artefact flat in OUT. It runs
+# with .venv's python where there is one, else the machine's own $(PYTHON) from this checkout
+# (PYTHONPATH=.): it never builds .venv, since a GPU machine may have no network (there, where it
+# can install, `make setup-cuda` first). DRY_RUN=1: the same steps on the CPU at smoke sizes.
+# BUDGET: total seconds; DATA: the MNIST directory (default $$NNBENCH_DATA).
+OUT     ?= results/gpu-run
+BUDGET  ?= 480
+DATA    ?=
+DRY_RUN ?=
+gpu-run:
+	PYTHONPATH=.$(if $(PYTHONPATH),:$(PYTHONPATH)) NNBENCH_GPU_COMMAND="make gpu-run$(if $(filter 1,$(DRY_RUN)), DRY_RUN=1)" \
+	    $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m bench.gpu_run --out '$(OUT)' --budget $(BUDGET) \
+	    $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(DATA),--data '$(DATA)') $(if $(MACHINE),--machine=$(MACHINE)) $(ARGS)
 
 # Keeps .benchmarks/: it is the comparison history `make compare` and --benchmark-compare read.
 clean:
