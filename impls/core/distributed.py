@@ -202,22 +202,22 @@ class LocalRanks:
             if failures and deadline is None:
                 deadline = _now() + GRACE
         if failures:
-            self.close()
+            self.close(kill=True)        # the others may be blocked in a collective with the failed one
             # The cause first: a rank that died or raised on its own, before those whose all-reduce
             # then failed for want of it.
             secondary, rank, why = min(failures)
             raise RankError(f"rank {rank} of {self.world} {why} while running {doing}; all {self.world} ranks were stopped")
         return [results[r] for r in sorted(results)]
 
-    def close(self) -> None:
-        """Stop every rank: ask, then terminate, then kill; nothing is left running."""
+    def close(self, kill: bool = False) -> None:
+        """Stop every rank: ask (unless ``kill``), then kill; nothing is left running."""
         for conn in self.conns:
             try:
                 conn.send(None)
             except OSError:
                 pass
         for proc in self.procs:
-            proc.join(timeout=5)
+            proc.join(timeout=0 if kill else 5)
         for proc in self.procs:
             if proc.is_alive():
                 proc.kill()
