@@ -67,7 +67,7 @@ class Replica:
     """One rank's copy of the network (mixed into a single-process torch implementation)."""
 
     def join(self, ctx):
-        self.rank, self.world = ctx.rank, ctx.world
+        self.ctx, self.rank, self.world = ctx, ctx.rank, ctx.world
 
     def shard(self, X, y):
         lo, hi = share(len(X), self.rank, self.world)
@@ -100,6 +100,9 @@ class Replica:
         dist.all_reduce(total)      # each rank summed its parts of every mini-batch's mean cost
         return float(total) / len(batches)
 
+    def run_here(self, fn, *args):
+        return fn(self.ctx, self, *args)
+
     def forward(self, X):
         return self.to_numpy(self.feedforward(self.asarray(X)))
 
@@ -123,7 +126,8 @@ class FlatReplica(Replica, FastTorchNetwork):
             k += n_out * n_in + n_out
         return weights, biases
 
-    def share_gradients(self, x, y, m):
+    def local_gradients(self, x, y, m):
+        """This rank's share alone into the flat buffer (no communication); its part of the cost."""
         self.flat_grads.zero_()
         self.cost.zero_()
         if len(x):
@@ -131,8 +135,12 @@ class FlatReplica(Replica, FastTorchNetwork):
             self._forward(x, buf)
             # scale 1/m: the share's summed gradient over the whole mini-batch's size
             self._backward(x, self._one_hot(y, buf.yhot), buf, self.cost, self.grads, 1.0 / m)
-        dist.all_reduce(self.flat_grads)
         return self.cost[0] * (len(x) / m)      # _backward averaged the cost over the share
+
+    def share_gradients(self, x, y, m):
+        cost = self.local_gradients(x, y, m)
+        dist.all_reduce(self.flat_grads)        # the one collective of a step
+        return cost
 
     def apply(self, lr):
         self.flat_params.add_(self.flat_grads, alpha=-lr)
@@ -154,6 +162,10 @@ class DDPReplica(Replica, IdiomaticTorchNetwork):
         cost = summed_cost(self.ddp(x), y, self.spec.output) / m
         (cost * self.world).backward()      # DDP divides the all-reduced sum by W
         return cost.detach()
+
+    def local_gradients(self, x, y, m):
+        with self.ddp.no_sync():                # DDP's switch for its all-reduce
+            return self.share_gradients(x, y, m)
 
     def apply(self, lr):
         for group in self.optimizer.param_groups:
@@ -280,6 +292,11 @@ class DataParallelNetwork(Network):
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         return self._run("epoch", np.asarray(order, dtype=np.int64), batch_size, lr,
                          m=min(batch_size, len(order)))
+
+    def run_on_ranks(self, fn, *args):
+        """``fn(ctx, replica, *args)`` on every rank, with this network's replica there; rank 0's
+        result (the scaling study times steps inside the ranks this way)."""
+        return self._run("run_here", fn, *args)
 
     def threads(self) -> dict:
         ranks = self._ranks.world if self._ranks is not None else self.world

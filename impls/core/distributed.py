@@ -261,28 +261,26 @@ class JoinedRank:
         return fn(self.ctx, *args)
 
 
-_local: LocalRanks | None = None
+_local: dict = {}       # (world, backend, timeout) -> LocalRanks: idle ranks wait on their pipe, using no CPU
 _joined: dict = {}
 
 
 def ranks(world: int, backend: str, port: int = 0, timeout: float = DEFAULT_TIMEOUT):
-    """The ranks to run on: this torchrun rank, or W local ranks (reused while they match)."""
-    global _local
+    """The ranks to run on: this torchrun rank, or W local ranks (reused while they live)."""
     if launched_by_torchrun():
         return JoinedRank(backend, timeout)
-    if _local is not None and (not _local.alive or (world, backend, timeout) != (_local.world, _local.backend,
-                                                                                  _local.timeout)
-                               or port not in (0, _local.port)):
-        shutdown()
-    if _local is None:
-        _local = LocalRanks(world, backend, port, timeout)
-    return _local
+    key = (world, backend, timeout)
+    old = _local.get(key)
+    if old is not None and (not old.alive or port not in (0, old.port)):
+        del _local[key]
+        old.close()
+    if key not in _local:
+        _local[key] = LocalRanks(world, backend, port, timeout)
+    return _local[key]
 
 
 @atexit.register
 def shutdown() -> None:
-    """Stop the local ranks, if any (at exit, and before starting a different set)."""
-    global _local
-    if _local is not None:
-        _local, old = None, _local
-        old.close()
+    """Stop every set of local ranks (at exit; and whenever a caller wants nothing left running)."""
+    while _local:
+        _local.popitem()[1].close()
