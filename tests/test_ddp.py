@@ -187,3 +187,33 @@ def test_cuda_without_gpus_is_unavailable_with_the_reason(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("nnbench: error: implementation 'torch-ddp-cuda' is unavailable: NCCL needs CUDA devices")
     assert len(err.splitlines()) == 1
+
+
+@two_cpus
+def test_the_same_code_joins_a_torchrun_job():
+    """torchrun starts 2 processes; each is one rank (RANK, WORLD_SIZE from torchrun) and the
+    conformance checks pass with the mini-batches split between them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "torchrun").exists() or not (bin_dir / "nnbench").exists():
+        pytest.skip("needs torchrun and nnbench installed beside this Python")
+    proc = subprocess.run([str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python",
+                           str(bin_dir / "nnbench"), "check", "torch-ddp-cpu", "--no-mnist"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("torch-ddp-cpu: all 32 checks passed") == 2      # one line per rank
+
+
+@two_cpus
+def test_scaling_study_runs_and_writes(tmp_path, mnist):
+    from bench.studies.__main__ import main
+    assert main(["scaling", "--impl", "torch-ddp-cpu", "--presets", "nielsen", "--syncs", "flat", "--batch-sizes",
+                 "8", "16", "--largest-message", "4096", "--seconds", "0.002", "--repeats", "1",
+                 "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "scaling.md").read_text()
+    assert "alpha = " in text and "beta = " in text and "Predicted crossover: **m* = " in text
+    assert [line.split("|")[4].strip() for line in text.splitlines() if line.startswith("| nielsen")] == ["1", "2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scaling-crossover.png", "scaling-speedup.png",
+                                                         "scaling-split.png", "scaling.md"]

@@ -33,7 +33,6 @@ from ..report.plots import figure, png
 from . import Output, Study
 
 LR = 1e-6                       # repeated steps on one mini-batch leave the weights where they were
-MESSAGE_FLOATS = [4 ** k for k in range(12)]     # 1 .. 4,194,304 float32: 4 B .. 16 MiB
 
 
 def add_arguments(p):
@@ -42,6 +41,8 @@ def add_arguments(p):
     p.add_argument("--syncs", nargs="+", default=["flat", "ddp"], choices=["flat", "ddp"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 32, 128, 512, 2048, 8192],
                    help="the crossover sweep, on the relu network")
+    p.add_argument("--largest-message", type=int, default=2 ** 24,
+                   help="bytes of the largest all-reduce the alpha-beta fit times (default 16 MiB)")
     p.add_argument("--seconds", type=float, default=0.2, help="timed seconds per repeat (default 0.2)")
     p.add_argument("--repeats", type=int, default=5, help="repeats per cell; the median is shown (default 5)")
 
@@ -96,19 +97,21 @@ def run(ctx) -> Output:
         return Output("No data-parallel implementation was available to run.\n")
     name, top = names[0], max(worlds)
 
-    def ready(preset, world, sync="flat"):
+    def ready(preset, world, sync="flat", n_train=None):
+        """The network on W ranks, holding only the examples its timed mini-batches use."""
         cls, options, _ = registry().load(name)
         net = cls(preset.spec(cls.dtypes[0]), **{**options, "world": world, "sync": sync})
         net.name = name
-        return build(name, preset, ctx.data, net=net)
+        return build(name, preset, ctx.data, net=net, n_train=n_train or max(preset.batch(), 64))
 
     def timed(r, m):
         return r.net.run_on_ranks(_time_step, m, args.seconds, args.repeats)
 
     # alpha and beta, on the largest world
     probe = ready(PRESETS["relu"], top)
-    seconds = probe.net.run_on_ranks(_time_all_reduce, MESSAGE_FLOATS, args.seconds, args.repeats)
-    sizes = np.array(MESSAGE_FLOATS) * 4.0
+    floats = [4 ** k for k in range(int(math.log(max(args.largest_message // 4, 1), 4)) + 1)]
+    seconds = probe.net.run_on_ranks(_time_all_reduce, floats, args.seconds, args.repeats)
+    sizes = np.array(floats) * 4.0
     beta, alpha = np.polyfit(sizes, seconds, 1, w=1 / np.array(seconds))   # relative residuals weigh alike
     model = lambda b: alpha + beta * b                                       # noqa: E731
     ctx.log(f"all-reduce on {top} ranks: alpha {alpha * 1e6:.1f} us, beta {beta * 1e9:.3f} ns/B")
@@ -157,7 +160,7 @@ def run(ctx) -> Output:
 
     # the crossover, on the relu network
     relu = PRESETS["relu"]
-    one, many = ready(relu, 1), ready(relu, top)
+    one, many = (ready(relu, w, n_train=max(args.batch_sizes)) for w in (1, top))
     sweep = [(m, timed(one, m), timed(many, m)) for m in args.batch_sizes]
     c1, c0 = np.polyfit([m for m, _, _ in sweep], [a["compute"] for _, a, _ in sweep], 1)
     n_bytes = one.net.spec.n_params * 4
