@@ -151,7 +151,7 @@ def run(ctx) -> Output:
                              _fmt(base / t["step"] - predicted, "+.2f"), f"{base / t['step'] / world:.0%}"])
                 ctx.log(f"{preset_name} {sync} W={world}: step {t['step'] * 1e6:.0f} us, speedup "
                         f"{base / t['step']:.2f} (model {predicted:.2f})")
-    text += (f"\n## Strong scaling at each preset's mini-batch\n\nSpeedup against the same sync on 1 rank; "
+    text += ("\n## Strong scaling at each preset's mini-batch\n\nSpeedup against the same sync on 1 rank; "
              "predicted: one share's compute measured on 1 rank plus alpha + beta B of the gradient (B: "
              "parameters x 4 bytes); efficiency: speedup / W.\n\n"
              + tabulate(rows, headers=["preset", "batch", "sync", "W", "step µs", "compute alone µs",

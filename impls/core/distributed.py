@@ -43,7 +43,7 @@ class RankError(NnbenchError):
 
 def launched_by_torchrun() -> bool:
     """True inside a process torchrun (or any launcher setting RANK and WORLD_SIZE) started."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "NNBENCH_LOCAL_RANK_OF" not in os.environ
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def backend_unavailable_reason(backend: str) -> str | None:
@@ -95,7 +95,6 @@ def _collective_failure(exc: BaseException) -> bool:
 
 def _rank_main(rank, world, backend, port, timeout, conn):
     """A spawned rank: join the group, then run what the driver sends until it says stop."""
-    os.environ["NNBENCH_LOCAL_RANK_OF"] = str(os.getppid())     # not a torchrun rank: never re-launch
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")        # the ranks meet on loopback only
     try:
@@ -205,8 +204,9 @@ class LocalRanks:
             self.close(kill=True)        # the others may be blocked in a collective with the failed one
             # The cause first: a rank that died or raised on its own, before those whose all-reduce
             # then failed for want of it.
-            secondary, rank, why = min(failures)
-            raise RankError(f"rank {rank} of {self.world} {why} while running {doing}; all {self.world} ranks were stopped")
+            _, rank, why = min(failures)
+            raise RankError(f"rank {rank} of {self.world} {why} while running {doing}; "
+                            f"all {self.world} ranks were stopped")
         return [results[r] for r in sorted(results)]
 
     def close(self, kill: bool = False) -> None:
