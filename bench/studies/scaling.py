@@ -194,11 +194,14 @@ def _plot_speedup(cells, args, worlds) -> bytes:
     plt, fig, ax = figure()
     ax.plot(worlds, worlds, ":", color="grey", label="ideal")
     for preset in args.presets:
+        colors = {}
         for sync, style in zip(args.syncs, ("-", "--")):
             line, = ax.plot(worlds, [cells[preset, sync, w]["speedup"] for w in worlds], style, marker="o",
                             label=f"{preset}, {sync}")
-        ax.plot(worlds, [cells[preset, "flat", w]["predicted"] for w in worlds] if "flat" in args.syncs else [],
-                "x", color=line.get_color(), markersize=10, label=f"{preset}, predicted")
+            colors[sync] = line.get_color()
+        if "flat" in args.syncs:
+            ax.plot(worlds, [cells[preset, "flat", w]["predicted"] for w in worlds], "x", color=colors["flat"],
+                    markersize=10, label=f"{preset}, flat, predicted")
     ax.set(xlabel="ranks W", ylabel="speedup over 1 rank", title="Strong scaling at each preset's mini-batch")
     ax.set_xticks(worlds)
     return png(plt, fig, ax, legend_size=7)
@@ -209,12 +212,16 @@ def _plot_split(cells, args, worlds) -> bytes:
     labels = [f"{p}\n{s} W={w}" for p in args.presets for s in args.syncs for w in worlds]
     parts = [cells[p, s, w] for p in args.presets for s in args.syncs for w in worlds]
     compute = [min(c["compute"], c["step"]) / c["step"] for c in parts]
-    ax.bar(labels, compute, label="compute alone")
-    ax.bar(labels, [1 - c for c in compute], bottom=compute, label="rest of the step (all-reduce, waiting)")
-    for i, c in enumerate(parts):
+    at = range(len(labels))
+    ax.bar(at, compute, label="compute alone")
+    ax.bar(at, [1 - c for c in compute], bottom=compute, label="rest of the step (all-reduce, waiting)")
+    for i, (label, c) in enumerate(zip(labels, parts)):
         ax.text(i, 1.01, f"{c['step'] * 1e6:,.0f} µs", ha="center", fontsize=6)
+        # as text, not tick labels: png() gives the axes plain number formatters
+        ax.text(i, -0.02, label, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=6)
     ax.set(ylabel="share of the step", title="Step time split (slowest rank)", ylim=(0, 1.1))
-    ax.tick_params(axis="x", labelsize=6)
+    ax.set_xticks(list(at))
+    ax.tick_params(axis="x", labelbottom=False)
     return png(plt, fig, ax, legend_size=7)
 
 
