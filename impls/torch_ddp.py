@@ -299,7 +299,7 @@ class DataParallelNetwork(Network):
         return self._run("run_here", fn, *args)
 
     def threads(self) -> dict:
-        ranks = self._ranks.world if self._ranks is not None else self.world
+        ranks = self._ranks.world if self._ranks is not None else (self.world or f"up to {usable_cpus()}")
         return {"ranks": ranks, "backend": self.backend, "sync": self.sync_mode, "torch_per_rank": self.rank_threads}
 
     def set_threads(self, n: int) -> None:
