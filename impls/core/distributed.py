@@ -9,9 +9,10 @@ collectives (all-reduce). Two ways to have them, behind one call, ``run(fn, *arg
   sends them down one pipe per rank, and waits on the pipes *and* the processes' sentinels. So a
   rank that raises sends its error, a rank that dies is seen at once, and either way every rank
   is killed and one ``RankError`` names the rank and the cause; the others, which may be blocked
-  in an all-reduce with it, never hang. One set of ranks is kept per process and reused by every
-  network instance (a rank imports torch and joins the group once, not per instance); it is
-  closed at exit, and ranks exit by themselves when the driver's pipe closes.
+  in an all-reduce with it, never hang. One set of ranks per world size is kept for the process
+  and reused by every network instance (a rank imports torch and joins the group once, not per
+  instance; an idle rank waits on its pipe, using no CPU); all are closed at exit, and a rank
+  exits by itself when the driver's pipe closes.
 - ``JoinedRank``: launched by ``torchrun`` (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the
   environment), this process *is* one rank of a job that may span machines: ``run`` calls ``fn``
   here, and torchrun, which started every rank, ends them all when one fails.
