@@ -217,3 +217,10 @@ def test_scaling_study_runs_and_writes(tmp_path, mnist):
     assert [line.split("|")[4].strip() for line in text.splitlines() if line.startswith("| nielsen")] == ["1", "2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scaling-crossover.png", "scaling-speedup.png",
                                                          "scaling-split.png", "scaling.md"]
+
+
+def test_nnbench_check_passes_at_w1(capsys):
+    """W = 2 is the default here, which the parametrized equivalence tests cover; one rank too."""
+    from impls.core.cli import main
+    assert main(["check", "impls.torch_ddp:cpu(world=1)", "--no-mnist"]) == 0
+    assert "impls.torch_ddp:cpu(world=1): all 32 checks passed" in capsys.readouterr().out
