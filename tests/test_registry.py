@@ -13,8 +13,8 @@ from impls.core.testing import create_or_skip
 
 SPEC = NetworkSpec((6, 5, 4))
 BUILT_IN = ["jax-cpu", "jax-cuda", "numba", "numba-blas", "numpy", "reference", "sklearn", "torch-compile-cpu",
-            "torch-compile-cuda", "torch-fast-cpu", "torch-fast-cuda", "torch-idiomatic-cpu",
-            "torch-idiomatic-cuda", "triton-fused-cuda"]
+            "torch-compile-cuda", "torch-ddp-cpu", "torch-ddp-cuda", "torch-fast-cpu", "torch-fast-cuda",
+            "torch-idiomatic-cpu", "torch-idiomatic-cuda", "triton-fused-cuda"]
 
 USER_MODULE = textwrap.dedent('''
     from impls import Implementation

@@ -7,7 +7,7 @@ from bench.studies.__main__ import main
 
 
 def test_every_study_module_declares_itself():
-    assert set(studies.studies()) == {"cost-model", "epoch-grid", "roofline", "step-overhead"}
+    assert set(studies.studies()) == {"cost-model", "epoch-grid", "roofline", "scaling", "step-overhead"}
 
 
 def test_list(capsys):
