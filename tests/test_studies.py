@@ -1,9 +1,15 @@
 """The studies runner (bench/studies): each study runs end to end on real MNIST at a tiny size,
-writes its file atomically with the machine and the command, and refuses bad requests in one line."""
+writes its file atomically with the machine and the command, and refuses bad requests in one line --
+zero batch sizes or repeats, a batch larger than the data, only unavailable implementations, an
+implementation that raises (tests/bad_impls/tool_raising.py) -- writing nothing."""
+from pathlib import Path
+
 import pytest
 
 from bench import studies
-from bench.studies.__main__ import main
+from bench.studies.__main__ import build_parser, main
+
+BAD_IMPLS = Path(__file__).parent / "bad_impls"
 
 
 def test_every_study_module_declares_itself():
@@ -41,6 +47,11 @@ def test_epoch_grid_runs_and_finds_crossovers(tmp_path, mnist):
     (["no-such-study"], "invalid choice: 'no-such-study'"),
     (["step-overhead", "--impl", "nope"], "unknown implementation 'nope'"),
     (["epoch-grid", "--threads", "0"], "must be >= 1"),
+    (["epoch-grid", "--batch-sizes", "0"], "must be >= 1"),
+    (["cost-model", "--batch-sizes", "10", "-5"], "must be >= 1"),
+    (["cost-model", "--repeats", "0"], "must be >= 1"),
+    (["step-overhead", "--seconds", "0"], "must be > 0"),
+    (["roofline", "--reference-examples", "0"], "must be >= 1"),
 ])
 def test_bad_requests_are_usage_errors(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -74,3 +85,37 @@ def test_an_implementation_that_declines_a_network_is_skipped_saying_why(tmp_pat
     text = (tmp_path / "out" / "step-overhead.md").read_text()
     assert "Skipped: `relu-only`: implementation 'relu-only' declines 784-30-10" in text and "no quadratic cost" in text
     assert "| relu     | relu-only " in text and "| nielsen  | relu-only " not in text
+
+
+def test_the_default_output_folder_is_not_tracked():
+    args = build_parser(studies.studies()).parse_args(["step-overhead"])
+    assert args.out == "out/studies"
+
+
+def assert_one_line_and_nothing_written(capsys, out, *messages):
+    err = capsys.readouterr().err
+    assert err.startswith("python -m bench.studies: error: ") and len(err.strip().splitlines()) == 1, err
+    assert all(m in err for m in messages), err
+    assert not out.exists()
+
+
+def test_only_unavailable_implementations_is_an_error(tmp_path, capsys):
+    assert main(["step-overhead", "--impl", "ghost=nnbench_ghost_package.module:Net", "--out", str(tmp_path / "o")]) == 1
+    assert_one_line_and_nothing_written(capsys, tmp_path / "o", "no implementation asked for is available here",
+                                        "ghost (cannot import nnbench_ghost_package.module:Net")
+
+
+@pytest.mark.parametrize("argv", [["step-overhead", "--batch-sizes", "10", "100000"],
+                                  ["epoch-grid", "--batch-sizes", "100000", "--no-compile-time"],
+                                  ["roofline", "--batch-sizes", "20000"]])
+def test_a_batch_larger_than_the_data_is_refused(tmp_path, capsys, argv, mnist):
+    assert main(argv + ["--impl", "numpy", "--presets", "nielsen", "--out", str(tmp_path / "o")]) == 1
+    assert_one_line_and_nothing_written(capsys, tmp_path / "o", f"--batch-sizes {argv[2 if argv[0] != 'step-overhead' else 3]}")
+
+
+def test_an_implementation_that_raises_is_one_line(tmp_path, capsys, monkeypatch, mnist):
+    monkeypatch.syspath_prepend(str(BAD_IMPLS))
+    assert main(["step-overhead", "--impl", "raiser=tool_raising:RaisesInBackprop", "--presets", "nielsen",
+                 "--batch-sizes", "10", "--seconds", "0.01", "--repeats", "1", "--out", str(tmp_path / "o")]) == 1
+    assert_one_line_and_nothing_written(capsys, tmp_path / "o", "implementation 'raiser': RaisesInBackprop.backprop "
+                                        "raised RuntimeError: deliberately broken backprop")

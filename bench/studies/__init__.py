@@ -44,3 +44,17 @@ def studies() -> dict[str, Study]:
         if study is not None:
             found[study.name] = study
     return dict(sorted(found.items()))
+
+
+def user_failure(exc: BaseException) -> str:
+    """One line for an exception raised by an implementation's code: which implementation, which of
+    its methods, and the error (the innermost frame whose ``self`` is a Network names them)."""
+    from impls.core.base import Network
+    where, tb = None, exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Network):
+            where = f"implementation {getattr(owner, 'name', type(owner).__name__)!r}: " \
+                    f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return f"{where or 'the run'} raised {type(exc).__name__}: {exc}"

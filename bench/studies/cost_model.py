@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from tabulate import tabulate
 
+from impls.core.argtypes import positive_int
 from impls.core.presets import PRESETS
 from impls.core.threads import usable_cpus
 
@@ -83,9 +84,9 @@ def agrees(predicted: float | None, measured: list[tuple], batches) -> bool:
 
 def add_arguments(p):
     p.add_argument("--presets", nargs="+", default=["nielsen", "relu"], choices=list(PRESETS))
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[10, 16, 32, 64, 128, 256, 512, 1024])
-    p.add_argument("--repeats", type=int, default=3, help="timed epochs per cell, after one warm-up (default 3)")
-    p.add_argument("--reference-examples", type=int, default=2000,
+    p.add_argument("--batch-sizes", nargs="+", type=positive_int, default=[10, 16, 32, 64, 128, 256, 512, 1024])
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per cell, after one warm-up (default 3)")
+    p.add_argument("--reference-examples", type=positive_int, default=2000,
                    help="examples the per-example reference is timed on, scaled to the epoch (default 2000)")
 
 
@@ -93,6 +94,8 @@ def run(ctx) -> Output:
     args = ctx.args
     threads = (args.threads or [usable_cpus()])[0]
     batches = sorted(args.batch_sizes)
+    for preset_name in args.presets:
+        ctx.check_batches(batches, PRESETS[preset_name])
     text, plots = [f"Threads pinned to {threads} (`--threads`).\n"], {}
     for preset_name in args.presets:
         g = measure(ctx, PRESETS[preset_name], batches, [threads], args.repeats, args.reference_examples)
