@@ -119,3 +119,59 @@ def test_an_implementation_that_raises_is_one_line(tmp_path, capsys, monkeypatch
                  "--batch-sizes", "10", "--seconds", "0.01", "--repeats", "1", "--out", str(tmp_path / "o")]) == 1
     assert_one_line_and_nothing_written(capsys, tmp_path / "o", "implementation 'raiser': RaisesInBackprop.backprop "
                                         "raised RuntimeError: deliberately broken backprop")
+
+
+# -- the cost model's honesty: synthetic epochs with known parameters -----------------------------
+N, BATCHES = 60_000, [10, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def epochs(c_step, c_example, batches=BATCHES):
+    return [N / b * c_step + N * c_example for b in batches]
+
+
+def test_a_negative_fixed_cost_is_flagged_as_non_physical():
+    from bench.studies.cost_model import fit
+    model = fit(N, BATCHES, epochs(-1.1e-6, 2e-6))
+    assert model.c_step < 0 and abs(model.worst) < 1e-9            # it fits perfectly, and still explains nothing
+    assert any("non-physical" in why for why in model.problems(BATCHES))
+
+
+def test_two_regimes_are_fitted_piecewise_and_predict_the_crossover():
+    """Small batches with one per-example cost, large ones with a cheaper one (BLAS changing kernels):
+    two parameters miss it by more than 15%, the piecewise fit recovers both regimes, and the crossover
+    with a steady implementation is predicted where the measurement has it."""
+    from bench.studies.cost_model import choose, explains, predicted_crossovers, agrees, Piecewise
+    regime = epochs(150e-6, 9e-6, BATCHES[:4]) + epochs(300e-6, 3e-6, BATCHES[4:])
+    steady = epochs(20e-6, 3.4e-6)
+    two, alternative = choose(N, BATCHES, regime)
+    assert any("residual beyond" in why for why in two.problems(BATCHES))
+    assert isinstance(alternative, Piecewise) and alternative.problems(BATCHES) == []
+    assert 64 < alternative.boundary < 128 and abs(alternative.large.c_example - 3e-6) < 1e-9
+    used = explains(two, alternative, BATCHES)
+    assert used is alternative
+    faster = ["steady" if s < r else "regime" for s, r in zip(steady, regime)]
+    measured = [(BATCHES[i], BATCHES[i + 1]) for i in range(len(BATCHES) - 1) if faster[i] != faster[i + 1]]
+    assert measured == [(512, 1024)]
+    assert agrees(predicted_crossovers(explains(*choose(N, BATCHES, steady), BATCHES), used, N, BATCHES),
+                  measured, BATCHES)
+    assert not agrees(predicted_crossovers(choose(N, BATCHES, steady)[0], two, N, BATCHES), measured, BATCHES)
+
+
+def test_cost_model_page_flags_and_explains(tmp_path):
+    """The page from synthetic measurements (measure() itself is the epoch grid's, run above): the
+    two-parameter fit flagged with its reason, the piecewise row used, the crossover agreeing."""
+    from types import SimpleNamespace
+    from impls.core.presets import PRESETS
+    from bench.studies.cost_model import choose, plot, preset_section
+    from bench.studies.epoch_grid import Grid
+    times = {"steady": epochs(20e-6, 3.4e-6), "regime": epochs(150e-6, 9e-6, BATCHES[:4]) + epochs(300e-6, 3e-6, BATCHES[4:])}
+    spec = PRESETS["relu"].spec("float32")
+    g = Grid(PRESETS["relu"], {name: SimpleNamespace(net=SimpleNamespace(spec=spec)) for name in times}, {}, N,
+             {(name, 1, b): [t] for name, ts in times.items() for b, t in zip(BATCHES, ts)})
+    fits = {name: choose(N, BATCHES, ts) for name, ts in times.items()}
+    text = preset_section(g, fits, 1, BATCHES)
+    regime_rows = [line for line in text.splitlines() if line.startswith(("| regime", "| ↳"))]
+    assert "**flagged**: residual beyond ±15%" in regime_rows[0] and "(used)" not in regime_rows[0]
+    assert "piecewise, split at b≈91 (used)" in regime_rows[1] and regime_rows[1].rstrip(" |").endswith("fits")
+    assert "| `steady` vs `regime` |" in text and "| 512–1024 " in text and "| yes " in text and "1 of 1 agree" in text
+    assert plot(g, fits, {n: ts for n, ts in times.items()}, BATCHES).startswith(b"\x89PNG")
