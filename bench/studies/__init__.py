@@ -7,9 +7,10 @@ A study is one module here defining ``STUDY = Study(...)``: its name, title, opt
 ``run(ctx)`` that returns Markdown (and plots). It runs for every available implementation
 (``--impl`` narrows the list or adds your own) and skips, saying why, what does not apply to
 one. Before timing anything it validates through the shared checks (``impls.core.check``,
-via the phase declarations). The runner writes ``results/studies/<name>.md`` and its plots
-through the report's writer -- atomically, with the machine and the reproducing command in
-the file -- so adding a study is adding one module.
+via the phase declarations). The runner writes ``<name>.md`` and its plots into ``--out``
+(``out/studies/``, ignored by git, unless ``results/studies`` is asked for) through the report's
+writer -- atomically, with the machine and the reproducing command in the file -- so adding a
+study is adding one module. docs/studies.md explains each study's method.
 """
 from __future__ import annotations
 
