@@ -27,6 +27,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -132,8 +133,12 @@ def workload(args):
     """The phase as a no-argument callable, after a warm-up; loads data and builds the network
     through the one setup path, with the phase's own workload, as the suites time it."""
     from impls.core.mnist import load_dataset
+    from impls.core.registry import available
     from impls.core.train import build
 
+    reason = available([args.impl])[args.impl]          # its import first: before minutes of data loading
+    if reason:
+        raise NnbenchError(f"implementation {args.impl!r} is unavailable: {reason}")
     data = load_dataset(args.data)
     ready = build(args.impl, PRESETS[args.preset], data, threads=args.threads)
     if args.split and not hasattr(ready.net, "profile"):
@@ -190,6 +195,15 @@ def wait_ready(fd: int, proc, timeout: float, log) -> dict:
     return json.loads(line)
 
 
+def _die_with_parent() -> None:
+    """In the worker, before it starts: a launcher killed outright takes its worker with it (Linux)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def record(args, tmp: Path) -> dict:
     """Start the worker, wait for it, sample it with py-spy into tmp; returns what the worker said."""
     from impls.core.registry import registry
@@ -205,7 +219,7 @@ def record(args, tmp: Path) -> dict:
         env[SPLIT_ENV] = "1"
     log = tempfile.TemporaryFile(mode="w+")        # a file, not a pipe: a chatty implementation cannot block
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
-                            env=env, pass_fds=(write_fd,))
+                            env=env, pass_fds=(write_fd,), preexec_fn=_die_with_parent)
     os.close(write_fd)
     recorders = []
     try:
@@ -237,7 +251,7 @@ def record(args, tmp: Path) -> dict:
             if rec.poll() is None:
                 rec.kill()
         if proc.poll() is None:
-            proc.terminate()                       # a worker inside a sleeping train_epoch ignores nothing else
+            proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -246,10 +260,16 @@ def record(args, tmp: Path) -> dict:
         log.close()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.worker:
         return worker(args)
+    # SIGTERM unwinds like Ctrl-C, so the worker and py-spy are stopped on the way out
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         check(args)
         with tempfile.TemporaryDirectory(prefix="nnbench-profile-") as tmp:
@@ -259,16 +279,18 @@ def main(argv=None) -> int:
                      f"{stem}.speedscope.json": (Path(tmp) / "profile.speedscope").read_bytes()}
         text = summarize(args, info, out, stem, files[f"{stem}.speedscope.json"])
         from .report.writing import write_all
-        write_all(out, {**files, f"{stem}.txt": text.encode()})
+        try:
+            write_all(out, {**files, f"{stem}.txt": text.encode()})
+        except OSError as exc:
+            raise ProfileError(f"writing {args.out}: {exc.strerror or exc}; nothing written") from None
     except (ProfileError, NnbenchError) as exc:
         print(f"bench.profiling: error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"bench.profiling: error: writing {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("bench.profiling: interrupted", file=sys.stderr)
+        print("bench.profiling: interrupted; nothing written", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(text, end="")
     return 0
 

@@ -130,3 +130,30 @@ def test_numba_split_epoch_names_each_equation(tmp_path, capsys, mnist):
     names = {row[0].split(" (")[0] for row in profiling.hottest(Path(f"{base}.speedscope.json"), top=40)}
     assert {"feedforward_layer", "bp2_backpropagate_error", "bp4_weight_gradient"} <= names, names
     assert "the split epoch took" in Path(f"{base}.txt").read_text()
+
+
+def test_a_terminated_launcher_takes_its_worker_with_it(tmp_path, mnist):
+    """SIGTERM to `make profile` (or the launcher killed outright) must not leave the worker running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = dict(os.environ, PYTHONPATH=str(BAD_IMPLS))
+    launcher = subprocess.Popen([sys.executable, "-m", "bench.profiling", "--impl", "sleepy=tool_sleepy:SleepyEpoch",
+                                 "--preset", "nielsen", "--batch", "1000", "--timeout", "120", "--out", str(tmp_path)],
+                                cwd=Path(__file__).parent.parent, env=env, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (children.exists() and children.read_text().split()):
+        time.sleep(0.1)
+    if not children.exists():
+        launcher.kill()
+        pytest.skip("needs Linux's /proc to find the worker")
+    worker = int(children.read_text().split()[0])
+    time.sleep(1)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=30) == 130
+    assert "interrupted" in launcher.stderr.read()
+    time.sleep(0.5)
+    assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]
