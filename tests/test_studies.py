@@ -47,11 +47,11 @@ def test_epoch_grid_runs_and_finds_crossovers(tmp_path, mnist):
     (["no-such-study"], "invalid choice: 'no-such-study'"),
     (["step-overhead", "--impl", "nope"], "unknown implementation 'nope'"),
     (["epoch-grid", "--threads", "0"], "must be >= 1"),
-    (["epoch-grid", "--batch-sizes", "0"], "must be >= 1"),
-    (["cost-model", "--batch-sizes", "10", "-5"], "must be >= 1"),
-    (["cost-model", "--repeats", "0"], "must be >= 1"),
-    (["step-overhead", "--seconds", "0"], "must be > 0"),
-    (["roofline", "--reference-examples", "0"], "must be >= 1"),
+    (["epoch-grid", "--impl", "numpy", "--batch-sizes", "0"], "must be >= 1"),
+    (["cost-model", "--impl", "numpy", "--batch-sizes", "10", "-5"], "must be >= 1"),
+    (["cost-model", "--impl", "numpy", "--repeats", "0"], "must be >= 1"),
+    (["step-overhead", "--impl", "numpy", "--seconds", "0"], "must be > 0"),
+    (["roofline", "--impl", "numpy", "--reference-examples", "0"], "must be >= 1"),
 ])
 def test_bad_requests_are_usage_errors(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
