@@ -73,6 +73,21 @@ def blind_spots(args, info: dict) -> list[str]:
     return notes
 
 
+def provenance(args, info: dict) -> str:
+    """Where and how the profile was taken: the command, the date, the commit and the worker's machine
+    (its thread pools and library versions as the profiled process saw them)."""
+    import datetime
+
+    from tabulate import tabulate
+
+    from .report.machine import machine_rows
+    from .studies.__main__ import _git
+    rows = [("command", f"`{args.command}`"),
+            ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")),
+            ("commit", _git("rev-parse", "--short=12", "HEAD") or "?"), *machine_rows(info["machine"])]
+    return tabulate(rows, headers=["", ""], tablefmt="github", disable_numparse=True) + "\n"
+
+
 def summarize(args, info: dict, out: Path, stem: str, speedscope: bytes) -> str:
     from tabulate import tabulate
     rows = hottest(speedscope)
@@ -84,4 +99,4 @@ def summarize(args, info: dict, out: Path, stem: str, speedscope: bytes) -> str:
             + "".join(f", {flag}" for flag in ("split", "lines", "native") if getattr(args, flag)) + "\n"
             f"flamegraph: {out / (stem + '.svg')}\nspeedscope: {out / (stem + '.speedscope.json')}\n\n"
             "What this profile cannot show:\n" + "".join(f"- {note}\n" for note in blind_spots(args, info))
-            + f"\n{table}\n")
+            + f"\n{table}\n\n" + provenance(args, info))

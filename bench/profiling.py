@@ -26,6 +26,7 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import statistics
@@ -152,6 +153,7 @@ def workload(args):
 
 
 def worker(args) -> int:
+    from .harness.machine import describe
     from .harness.timing import device_of
     from .studies import user_failure
     try:
@@ -165,7 +167,7 @@ def worker(args) -> int:
         return 2
     with os.fdopen(args.ready_fd, "w") as ready:
         ready.write(json.dumps({"split_ratio": ratio, "device": device_of(net), "split_mode": hasattr(net, "profile"),
-                                "class": type(net).__name__}) + "\n")
+                                "class": type(net).__name__, "machine": describe()}) + "\n")
     deadline = time.monotonic() + 4 * args.seconds + 120   # never outlive a launcher that died
     while time.monotonic() < deadline:
         run()
@@ -265,9 +267,11 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.worker:
         return worker(args)
+    args.command = f"python -m bench.profiling {shlex.join(argv)}"
     # SIGTERM unwinds like Ctrl-C, so the worker and py-spy are stopped on the way out
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
