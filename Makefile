@@ -7,6 +7,8 @@ IMPL   ?= numpy
 PRESET ?= nielsen
 PHASE  ?= epoch
 SECONDS ?= 15
+# Where `make profile` and `make study` write; empty: out/profiles/ and out/studies/ (ignored by git).
+OUT    ?=
 MODE   ?= quick
 NAME   ?=
 # Your own implementations for bench, bench-quick, compare and study, as [NAME=]module:Class
@@ -114,13 +116,20 @@ bench-quick: $(STAMP)
 compare: $(STAMP)
 	$(PY) -m bench.run --mode=$(MODE) --processes=$(PROCESSES) --compare --compare-fail=$(COMPARE_FAIL) $(MACHINE_ARG) -- $(ARGS)
 
-# py-spy flamegraph + speedscope profile of one implementation and phase, under results/profiles/.
+# py-spy flamegraph + speedscope profile of one implementation and phase, with a text report, into
+# OUT (default out/profiles/, which git ignores; OUT=results/profiles to publish). IMPL is one
+# argument whatever it holds (IMPL='mynet:MyNetwork(device="cpu")'); ARGS are split into options
+# (ARGS=--split, ARGS="--batch 100 --native"). docs/profiling.md says what a profile can show.
 profile: $(STAMP)
-	$(PY) -m bench.profiling --impl $(IMPL) --preset $(PRESET) --phase $(PHASE) --seconds $(SECONDS) $(ARGS)
+	$(PY) -m bench.profiling --impl '$(subst ','\'',$(IMPL))' --preset '$(subst ','\'',$(PRESET))' \
+	    --phase '$(subst ','\'',$(PHASE))' --seconds '$(subst ','\'',$(SECONDS))' \
+	    $(if $(OUT),--out '$(subst ','\'',$(OUT))') $(ARGS)
 
-# One study over every available implementation, into results/studies/ (NAME empty: the list).
+# One study over every available implementation, into OUT (default out/studies/, which git ignores;
+# OUT=results/studies replaces the committed page). NAME empty: the list. docs/studies.md.
 study: $(STAMP)
-	NNBENCH_COMMAND="make study NAME=$(NAME)$(if $(ARGS), ARGS=\"$(ARGS)\")" $(PY) -m bench.studies $(if $(NAME),$(NAME),--list) $(ARGS)
+	NNBENCH_COMMAND='make study NAME=$(subst ','\'',$(NAME))$(if $(ARGS), ARGS="$(subst ','\'',$(ARGS))")$(if $(OUT), OUT=$(subst ','\'',$(OUT)))' \
+	    $(PY) -m bench.studies $(if $(NAME),'$(subst ','\'',$(NAME))',--list) $(if $(OUT),--out '$(subst ','\'',$(OUT))') $(ARGS)
 
 # Everything a GPU machine can tell us in one run (python -m bench.gpu_run; docs/gpu.md): facts, CUDA
 # tests and checks, the fused Triton step's targets, the suites; every artefact flat in OUT. It runs

@@ -7,9 +7,10 @@ A study is one module here defining ``STUDY = Study(...)``: its name, title, opt
 ``run(ctx)`` that returns Markdown (and plots). It runs for every available implementation
 (``--impl`` narrows the list or adds your own) and skips, saying why, what does not apply to
 one. Before timing anything it validates through the shared checks (``impls.core.check``,
-via the phase declarations). The runner writes ``results/studies/<name>.md`` and its plots
-through the report's writer -- atomically, with the machine and the reproducing command in
-the file -- so adding a study is adding one module.
+via the phase declarations). The runner writes ``<name>.md`` and its plots into ``--out``
+(``out/studies/``, ignored by git, unless ``results/studies`` is asked for) through the report's
+writer -- atomically, with the machine and the reproducing command in the file -- so adding a
+study is adding one module. docs/studies.md explains each study's method.
 """
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ def studies() -> dict[str, Study]:
         if study is not None:
             found[study.name] = study
     return dict(sorted(found.items()))
+
+
+def user_failure(exc: BaseException) -> str:
+    """One line for an exception raised by an implementation's code: which implementation, which of
+    its methods, and the error (the innermost frame whose ``self`` is a Network names them)."""
+    from impls.core.base import Network
+    where, tb = None, exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Network):
+            where = f"implementation {getattr(owner, 'name', type(owner).__name__)!r}: " \
+                    f"{type(owner).__name__}.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return f"{where or 'the run'} raised {type(exc).__name__}: {exc}"

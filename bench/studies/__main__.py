@@ -1,4 +1,6 @@
-"""``python -m bench.studies NAME``: run one study and write results/studies/NAME.md."""
+"""``python -m bench.studies NAME``: run one study and write NAME.md (and its plots) into ``--out``:
+out/studies/ by default, which git ignores, so running a study never changes the checkout;
+``--out results/studies`` (``make study OUT=results/studies``) replaces the committed page."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +16,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from impls.core.argtypes import implementation, thread_count
-from impls.core.errors import NnbenchError, UnsupportedError
+from impls.core.errors import ConfigError, NnbenchError, UnsupportedError
 from impls.core.registry import available
 from impls.core.threads import usable_cpus
 from impls.core.train import build
@@ -22,10 +24,11 @@ from impls.core.train import build
 from ..harness.machine import describe
 from ..report.machine import machine_rows
 from ..report.writing import write_all
-from . import studies
+from . import studies, user_failure
 
 PROG = "python -m bench.studies"
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = "out/studies"
 
 
 @dataclass
@@ -40,6 +43,15 @@ class Context:
 
     def log(self, *parts) -> None:
         print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
+
+    def check_batches(self, batches, preset, phase: str = "epoch") -> None:
+        """Refuse a batch size the data cannot fill (a forward batch comes from the test images),
+        before anything is built or timed: it would be cut short and mislabelled."""
+        limit, what = (10_000, "the 10,000 test images") if phase == "forward" else (
+            preset.n_train, f"preset {preset.name}'s {preset.n_train:,} training examples")
+        too_big = [b for b in batches if b > limit]
+        if too_big:
+            raise ConfigError(f"--batch-sizes {too_big[0]}: a {phase} batch comes from {what}")
 
     def build_all(self, preset, threads: int | None = None) -> dict:
         """Every implementation ready for ``preset`` through the one setup path; one that declines
@@ -63,7 +75,8 @@ def build_parser(all_studies) -> argparse.ArgumentParser:
                        help="run only these (repeatable): names from `nnbench list` or your own "
                             "[NAME=]module:Class; default: every available implementation")
         p.add_argument("--data", metavar="DIR", help="MNIST directory (default: NNBENCH_DATA, then the cache)")
-        p.add_argument("--out", default="results/studies", help="directory (default: results/studies)")
+        p.add_argument("--out", default=DEFAULT_OUT,
+                       help=f"directory (default: {DEFAULT_OUT}, ignored by git; results/studies publishes)")
         p.add_argument("--threads", type=thread_count, nargs="+",
                        help=f"thread counts to pin (default: 1 and all {usable_cpus()} usable CPUs)")
         study.add_arguments(p)
@@ -99,10 +112,13 @@ def main(argv=None) -> int:
             print(tabulate([(s.name, s.summary) for s in all_studies.values()], headers=["study", "what it measures"]))
             return 0
         study = all_studies[args.study]
-        status = available()
+        status = available(args.impl)          # only those asked for are imported (None: all)
         chosen = args.impl or list(status)
         impls = [name for name in chosen if status[name] is None]
         unavailable = {name: status[name] for name in chosen if status[name]}
+        if not impls:
+            raise ConfigError("no implementation asked for is available here: "
+                              + "; ".join(f"{name} ({why})" for name, why in unavailable.items()))
         from impls.core.mnist import load_dataset
         ctx = Context(args, load_dataset(args.data), impls, unavailable)
         ctx.log(f"{study.name}: {', '.join(impls)}" + (f" (unavailable: {', '.join(unavailable)})" if unavailable else ""))
@@ -113,12 +129,19 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
         return 130
+    except Exception as exc:       # noqa: BLE001 -- an implementation's own code: one line, not a traceback
+        print(f"{PROG}: error: {user_failure(exc)}; nothing written", file=sys.stderr)
+        return 1
     command = os.environ.get("NNBENCH_COMMAND") or f"{PROG} {shlex.join(argv)}"
     note = "".join(f"\nSkipped: `{name}`: {why}\n" for name, why in ctx.skipped.items())
     note += ("\nNot available here: " + "; ".join(f"`{name}` ({why})" for name, why in unavailable.items()) + ".\n"
             if unavailable else "")
     files = {f"{study.name}.md": (header(study, command) + output.markdown + note).encode(), **output.plots}
-    write_all(Path(args.out), files)
+    try:
+        write_all(Path(args.out), files)
+    except OSError as exc:
+        print(f"{PROG}: error: writing {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"{PROG}: wrote {', '.join(sorted(files))} into {args.out}/")
     return 0
 

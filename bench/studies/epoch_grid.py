@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
+from impls.core.argtypes import positive_int
 from impls.core.presets import PRESETS
 from impls.core.registry import create, registry
 from impls.core.threads import usable_cpus
@@ -38,9 +39,9 @@ NOISY = 1.5            # a cell whose slowest epoch is this many times its faste
 
 def add_arguments(p):
     p.add_argument("--presets", nargs="+", default=["nielsen", "relu"], choices=list(PRESETS))
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[10, 32, 64, 128, 256, 512, 1024])
-    p.add_argument("--repeats", type=int, default=3, help="timed epochs per cell, after one warm-up (default 3)")
-    p.add_argument("--reference-examples", type=int, default=2000,
+    p.add_argument("--batch-sizes", nargs="+", type=positive_int, default=[10, 32, 64, 128, 256, 512, 1024])
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per cell, after one warm-up (default 3)")
+    p.add_argument("--reference-examples", type=positive_int, default=2000,
                    help="examples the per-example reference is timed on, scaled to the epoch (default 2000)")
     p.add_argument("--no-compile-time", action="store_true", help="skip the fresh-process compile timings")
 
@@ -81,6 +82,8 @@ def run(ctx) -> Output:
     args = ctx.args
     thread_counts = args.threads or sorted({1, usable_cpus()})
     sections, plots = [], {}
+    for preset_name in args.presets:
+        ctx.check_batches(args.batch_sizes, PRESETS[preset_name])
     for preset_name in args.presets:
         preset = PRESETS[preset_name]
         g = measure(ctx, preset, args.batch_sizes, thread_counts, args.repeats, args.reference_examples)

@@ -26,6 +26,7 @@ import numpy as np
 from tabulate import tabulate
 
 from impls.core import threads as thread_pools
+from impls.core.argtypes import positive_int, positive_float
 from impls.core.presets import PRESETS
 from impls.core.registry import create
 
@@ -70,11 +71,11 @@ def ceilings(device: str) -> dict:
 
 def add_arguments(p):
     p.add_argument("--presets", nargs="+", default=["nielsen", "relu"], choices=list(PRESETS))
-    p.add_argument("--seconds", type=float, default=0.2, help="timed seconds per forward/backward repeat")
-    p.add_argument("--repeats", type=int, default=3, help="repeats (forward, backward) or epochs per point")
-    p.add_argument("--reference-examples", type=int, default=2000,
+    p.add_argument("--seconds", type=positive_float, default=0.2, help="timed seconds per forward/backward repeat")
+    p.add_argument("--repeats", type=positive_int, default=3, help="repeats (forward, backward) or epochs per point")
+    p.add_argument("--reference-examples", type=positive_int, default=2000,
                    help="examples a reference epoch is timed on (default 2000)")
-    p.add_argument("--batch-sizes", nargs="+", type=int,
+    p.add_argument("--batch-sizes", nargs="+", type=positive_int,
                    help="batch sizes for every phase (default: each phase's full-mode sizes)")
 
 
@@ -102,6 +103,9 @@ def measure_point(phase, ready, data, batch, args) -> tuple[float, int]:
 def run(ctx) -> Output:
     args = ctx.args
     pinned = (args.threads or [thread_pools.usable_cpus()])[0]
+    for preset_name in args.presets:
+        for phase in BATCH_PHASES:
+            ctx.check_batches(args.batch_sizes or [], PRESETS[preset_name], phase.name)
     thread_pools.pin(pinned)
     roofs = {"cpu": ceilings("cpu")}
     points = []

@@ -23,6 +23,7 @@ import sys
 from tabulate import tabulate
 
 from impls.core.check import check_sgd_step
+from impls.core.argtypes import positive_int, positive_float
 from impls.core.presets import PRESETS
 from impls.core.registry import create
 
@@ -36,14 +37,16 @@ FLOOR_KERNELS = 20      # about what one torch-fast CUDA step launches
 
 def add_arguments(p):
     p.add_argument("--presets", nargs="+", default=["nielsen", "relu"], choices=list(PRESETS))
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 10])
-    p.add_argument("--seconds", type=float, default=0.3, help="timed seconds per repeat (default 0.3)")
-    p.add_argument("--repeats", type=int, default=5, help="repeats per cell; the median is shown (default 5)")
+    p.add_argument("--batch-sizes", nargs="+", type=positive_int, default=[1, 10])
+    p.add_argument("--seconds", type=positive_float, default=0.3, help="timed seconds per repeat (default 0.3)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="repeats per cell; the median is shown (default 5)")
 
 
 def run(ctx) -> Output:
     args = ctx.args
     threads = (args.threads or [1])[0]
+    for preset_name in args.presets:
+        ctx.check_batches(args.batch_sizes, PRESETS[preset_name])
     rows = []
     for preset_name in args.presets:
         for name, ready in ctx.build_all(PRESETS[preset_name], threads).items():

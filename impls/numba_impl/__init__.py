@@ -17,11 +17,12 @@ started its threads (otherwise torch keeps the copy it bundles); OpenBLAS, behin
 does, and the kernels split work into exactly n parts. Results do not depend on n.
 
 Profiling: py-spy cannot see inside compiled code. With ``NNBENCH_NUMBA_PROFILE=1``
-(or ``profile=True``) ``train_epoch`` runs the mini-batch loop in Python and calls the
-``forward`` and ``backward`` kernels (the SGD step is fused into ``backward``) from
-separate lines, so py-spy splits the time between them; the results are bit-for-bit
-those of the fused epoch, which also starts the next mini-batch's first layer inside
-``backward`` (one parallel region per mini-batch instead of two).
+(or ``profile=True``) ``train_epoch`` runs the split epoch (``impls.numba_impl.split``): the
+mini-batch loop in Python, each of BP1-BP4, the forward layers and the SGD update a Python
+function of its own making one compiled call, so a profile names every one. The results are
+bit-for-bit those of the fused epoch, which also starts the next mini-batch's first layer inside
+the update (one parallel region per mini-batch instead of one per step); what splitting costs
+is measured by ``bench.profiling --split`` (docs/profiling.md).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import time
 import numba
 import numpy as np
 
-from ..core.base import Network, minibatches
+from ..core.base import Network
 from ..core.errors import ConfigError
 
 # Prefer OpenMP unless the user chose a layer (must happen before Numba starts threads).
@@ -39,6 +40,7 @@ if numba.config.THREADING_LAYER == "default" and "NUMBA_THREADING_LAYER_PRIORITY
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 from . import kernels as K  # noqa: E402  (after the threading-layer choice)
+from . import split  # noqa: E402
 
 PROFILE_ENV = "NNBENCH_NUMBA_PROFILE"
 #: seconds the first calls of each dtype's kernels took in this process: compiling them,
@@ -77,7 +79,7 @@ class NumbaNetwork(Network):
         K.train_epoch(theta, self.sizes, self.hidden, self.output, X, y, order, 1, 0.1, self.n_threads)
         K.feedforward(theta, self.sizes, self.hidden, self.output, X, self.n_threads)
         K.minibatch(theta, self.sizes, self.hidden, self.output, X, y, 0.1, self.n_threads)
-        self._epoch_in_python(theta, X, y, order, 1, 0.1)
+        split.train_epoch(theta, self.sizes, self.hidden, self.output, X, y, order, 1, 0.1, self.n_threads)
         first_call_seconds[self.spec.dtype] = time.perf_counter() - start
         return first_call_seconds[self.spec.dtype]
 
@@ -137,25 +139,10 @@ class NumbaNetwork(Network):
 
     def train_epoch(self, order, batch_size, lr):
         order = self.check_order(order, batch_size)
-        if self.profile:
-            return self._epoch_in_python(self.theta, self.X_train, self.y_train, order, batch_size, lr)
         numba.set_num_threads(self.n_threads)
-        return K.train_epoch(self.theta, self.sizes, self.hidden, self.output, self.X_train, self.y_train,
-                             order, batch_size, float(lr), self.n_threads)
-
-    def _epoch_in_python(self, theta, X, y, order, batch_size, lr):
-        """``K.train_epoch``'s loop written in Python, one line per kernel, for py-spy."""
-        numba.set_num_threads(self.n_threads)
-        n, batch = self.n_threads, min(batch_size, len(order))
-        layout = K.make_layout(self.sizes, batch)
-        acts, deltas, grad = K.buffers(theta, layout, batch)
-        total, batches = 0.0, minibatches(len(order), batch_size)
-        for start, stop in batches:
-            rows = order[start:stop]
-            K.forward(theta, layout, self.hidden, X, rows, acts, n, 0)
-            total += K.backward(theta, layout, self.hidden, self.output, X, y, rows, acts, deltas, grad, float(lr), n,
-                                rows[:0])
-        return total / len(batches)
+        epoch = split.train_epoch if self.profile else K.train_epoch
+        return epoch(self.theta, self.sizes, self.hidden, self.output, self.X_train, self.y_train,
+                     order, batch_size, float(lr), self.n_threads)
 
     # -- threads ---------------------------------------------------------------------------------
     def threads(self):
