@@ -31,6 +31,13 @@ PROCESSES ?= 2
 ONLY   ?=
 ARGS   ?=
 
+# The recipes below take these from the environment, quoted ("$$IMPL"), never pasted into the
+# shell's text: a spec such as mynet:MyNetwork(device="cuda") is one argument whatever it holds, and
+# a ';' or '$(...)' in a value is text. ARGS is a list of arguments: bench/make_args.py splits it
+# as a shell splits words (quotes group: ARGS='-k "forward or epoch"') and evaluates nothing.
+export IMPL PRESET MODE MACHINE ONLY ARGS PROCESSES COMPARE_FAIL
+WITH_ARGS = $(PY) -m bench.make_args
+
 ifneq ($(IMPLS),)
 export NNBENCH_IMPLS := $(IMPLS)
 endif
@@ -70,14 +77,14 @@ setup-cuda:
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(WITH_ARGS) $(PY) -m pytest
 
 train: $(STAMP)
-	$(VENV)/bin/nnbench train --impl $(IMPL) --preset $(PRESET) $(ARGS)
+	$(WITH_ARGS) $(VENV)/bin/nnbench train --impl "$$IMPL" --preset "$$PRESET"
 
 # The conformance checks of one implementation against the float64 reference (exit 0: it conforms).
 check: $(STAMP)
-	$(VENV)/bin/nnbench check $(IMPL) $(ARGS)
+	$(WITH_ARGS) $(VENV)/bin/nnbench check "$$IMPL"
 
 # The pytest-benchmark suites in bench/ (mode full or quick), each implementation in PROCESSES
 # processes of its own (python -m bench.run; ARGS go to every pytest process). A run that passed is
@@ -86,11 +93,11 @@ check: $(STAMP)
 # rendered from the run's JSON, failures marked, then $(3)/README.md, every machine in $(3) side by
 # side; make exits with the run's status; an interrupted run (status > 1) leaves them as they were.
 # bench-quick renders into results/quick/ so it never replaces the full run's tables.
-MACHINE_ARG = $(if $(MACHINE),--machine=$(MACHINE)) $(if $(ONLY),--only=$(ONLY))
+MACHINE_ARG = $(if $(MACHINE),"--machine=$$MACHINE") $(if $(ONLY),"--only=$$ONLY")
 define run_bench
 	@mkdir -p .benchmarks && rm -f .benchmarks/last-$(1).json
-	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m bench.run --mode=$(1) --processes=$(PROCESSES) --save \
-	    --json=.benchmarks/last-$(1).json $(MACHINE_ARG) -- $(ARGS) || status=$$?; \
+	@status=0; NNBENCH_COMMAND="$(2)" $(WITH_ARGS) $(PY) -m bench.run --mode=$(1) "--processes=$$PROCESSES" --save \
+	    --json=.benchmarks/last-$(1).json $(MACHINE_ARG) -- || status=$$?; \
 	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out '$(3)/{machine}' \
 	    && $(PY) -m bench.report $(3) --out $(3) || status=$$?; \
 	else echo "make: the benchmark run exited with status $$status: $(3) left as it was" >&2; fi; \
@@ -106,7 +113,8 @@ bench-quick: $(STAMP)
 # Re-run the MODE (default quick) suites, as bench does, against this machine's newest saved run of
 # that mode; saves nothing. Each benchmark is reported faster, slower, noise, or too few rounds to decide.
 compare: $(STAMP)
-	$(PY) -m bench.run --mode=$(MODE) --processes=$(PROCESSES) --compare --compare-fail=$(COMPARE_FAIL) $(MACHINE_ARG) -- $(ARGS)
+	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$PROCESSES" --compare "--compare-fail=$$COMPARE_FAIL" \
+	    $(MACHINE_ARG) --
 
 # py-spy flamegraph + speedscope profile of one implementation and phase, under results/profiles/.
 profile: $(STAMP)

@@ -388,6 +388,13 @@ def pytest_sessionstart(session):
     session.config.stash[SESSION] = session
     bs = getattr(session.config, "_benchmarksession", None)
     same_mode_baseline(session.config, bs)
+    for path, baseline in (bs.compared_mapping or {}).items() if bs is not None else ():
+        try:
+            compare.check_baseline({"benchmarks": list(baseline.values())})
+        except ValueError as exc:
+            raise pytest.UsageError(f"--benchmark-compare {path}: cannot compare with it: {exc}") from None
+        for bench in baseline.values():       # saved by python -m bench.run before it wrote "iterations"
+            bench["stats"].setdefault("iterations", 1)
     ours = session.config.getoption("bench_compare_fail", default=None) is not None
     if ours and bs is not None and not bs.compare:
         raise pytest.UsageError("--bench-compare-fail needs --benchmark-compare (the run to compare against)")
