@@ -17,7 +17,6 @@ import pytest
 
 from bench import run as bench_run
 from bench.harness import compare
-from bench.report.writing import WriteError
 from mounts import mounted  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,7 +152,7 @@ def test_output_targets_are_checked_before_anything_runs(tmp_path):
     (tmp_path / "a-file").write_text("")
     for args, said in [([f"--json={tmp_path / 'a-folder'}"], "is a folder; name the file to write"),
                        ([f"--storage={tmp_path / 'a-file'}", "--save"], "is a file, not a folder"),
-                       ([f"--json={tmp_path / 'a-file' / 'run.json'}"], "cannot write there")]:
+                       ([f"--json={tmp_path / 'a-file' / 'run.json'}"], "its folder")]:
         proc = subprocess.run([sys.executable, "-m", "bench.run", "--mode=smoke", *args], cwd=REPO,
                               env=_env(tmp_path), capture_output=True, text=True, timeout=60)
         out = proc.stdout + proc.stderr
@@ -176,6 +175,7 @@ def _saved_run():
 
 
 def test_saving_onto_a_full_disk_leaves_no_truncated_history(tmp_path, mounted):
+    from bench.report.writing import WriteError
     disk = mounted(tmp_path / "full", "size=64k")
     (disk / "box").mkdir()
     (disk / "box" / "0001_old.json").write_text("{}")
@@ -188,6 +188,8 @@ def test_saving_onto_a_full_disk_leaves_no_truncated_history(tmp_path, mounted):
 def test_saving_stays_atomic_when_the_write_fails(tmp_path, monkeypatch):
     """ENOSPC injected where no tiny file system can be mounted."""
     import errno
+
+    from bench.report.writing import WriteError
 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -218,13 +220,31 @@ def test_a_baseline_with_nan_or_non_numeric_times_is_refused_with_one_line(tmp_p
 def test_pytest_benchmark_compare_refuses_a_nan_history(tmp_path):
     saved = _saved_run()
     saved["benchmarks"][0].update(name="test_forward[numpy-b10]", fullname="bench/suites/bench_forward.py::"
-                                  "test_forward[numpy-b10]", stats={"median": float("nan"), "data": [1.0]})
+                                  "test_forward[numpy-b10]", stats={"median": float("nan"), "mean": 1.0, "ops": 1.0, "data": [1.0]})
     (tmp_path / "storage" / "box").mkdir(parents=True)
     (tmp_path / "storage" / "box" / "0001_nan.json").write_text(json.dumps(saved))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "--bench-mode=smoke",
-                           "--bench-only=numpy", "--bench-machine=box", f"--benchmark-storage={tmp_path / 'storage'}",
-                           "--benchmark-compare", "-k", "test_forward"], cwd=REPO, env=_env(tmp_path),
+    # run from tmp_path: pytest-benchmark's warning about another machine_info fails on a storage
+    # outside the working directory
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "bench"), "-p", "no:cacheprovider",
+                           "--bench-mode=smoke", "--bench-only=numpy", "--bench-machine=box", "--benchmark-storage=storage",
+                           "--benchmark-compare", "-k", "test_forward"], cwd=tmp_path, env=_env(tmp_path),
                           capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4 and "cannot compare with it: benchmark test_forward[numpy-b10]: its median nan" in out
     assert "Traceback" not in out and "no regression" not in out
+
+
+# -- the benchmark's own checks -----------------------------------------------------------------------
+@pytest.mark.usefixtures("mnist")
+def test_the_after_timing_weight_check_is_not_fooled_by_live_views(tmp_path):
+    """Both implementations' timed epochs end on other weights than the untimed one; ``live`` hands
+    out live views of its weights, ``copying`` copies (the control). Both must fail."""
+    impls = f"live={BAD}.run_live_views:LiveViews,copying={BAD}.run_live_views:Copying"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "--bench-mode=smoke",
+                           "--bench-only=live,copying", "-k", "test_epoch", "-q"], cwd=REPO,
+                          env=_env(tmp_path, impls), capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    for name in ("live", "copying"):
+        assert f"FAILED bench/suites/bench_epoch.py::test_epoch[{name}-b10" in out
+        assert f"{name} parameters: W of layer 1 after a timed epoch differs beyond tolerance" in out

@@ -142,6 +142,14 @@ def test_a_run_in_two_processes_is_saved_then_compared_against(tmp_path):
         assert len(procs) == 2 and sum(p["rounds"] for p in procs) == bench["stats"]["rounds"] == len(bench["stats"]["data"])
     assert [p.name for p in (tmp_path / "storage" / "box").glob("0001_*.json")]
 
+    # README's `pytest bench --benchmark-compare` reads that history as pytest-benchmark's own save
+    # (run from tmp_path: pytest-benchmark's machine_info warning fails on a storage outside it)
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "bench"), "-p", "no:cacheprovider",
+                           "--bench-mode=smoke", "--bench-only=numpy", "--bench-machine=box", "--benchmark-storage=storage",
+                           "--benchmark-compare", "-k", "test_forward", "--benchmark-max-time=0.002"], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "nnbench compare against box/0001_" in proc.stdout, (proc.stdout + proc.stderr)[-3000:]
+
     code, out = _run(tmp_path, "--only=numpy", "--processes=2", "--compare", "--compare-fail=15", "--",
                      "-k", "test_forward or test_epoch", "--benchmark-min-rounds=2", "--benchmark-max-time=0.002")
     assert code in (0, 1), out[-4000:]
