@@ -256,8 +256,7 @@ def _run(args, rest, argv, baseline, tmp: Path) -> int:
 
 def _failure(impl: str, test: str, message: str) -> dict:
     """An outcome for what no pytest process could record: a process that died, hung or never started."""
-    return {"test": test, "status": "failed", "impl": impl,
-            "phase": None, "message": message}
+    return {"test": test, "status": "failed", "impl": impl, "phase": None, "message": message}
 
 
 def _summary(run, crashed):
