@@ -60,7 +60,8 @@ def test_modules_that_print_raise_or_exit_on_import_are_named_and_fail_the_run(t
     assert code == 1 and "Traceback" not in out, out[-3000:]
     assert "raises: loading the implementation: importing tests.bad_impls.run_raises_on_import:X raised " \
            "RuntimeError: this module is broken" in out
-    assert "exits: loading the implementation: importing tests.bad_impls.run_exits_on_import:X called sys.exit(0)" in out
+    assert ("exits: loading the implementation: importing tests.bad_impls.run_exits_on_import:X called "
+            "sys.exit(0)") in out
     assert "chatty" not in out.split("nnbench: [1/1]")[0].replace("chatty: process", "")   # it was listed fine
     assert not list((tmp_path / "storage").rglob("*.json")), "a failed run is never a baseline"
 
@@ -220,15 +221,16 @@ def test_a_baseline_with_nan_or_non_numeric_times_is_refused_with_one_line(tmp_p
 def test_pytest_benchmark_compare_refuses_a_nan_history(tmp_path):
     saved = _saved_run()
     saved["benchmarks"][0].update(name="test_forward[numpy-b10]", fullname="bench/suites/bench_forward.py::"
-                                  "test_forward[numpy-b10]", stats={"median": float("nan"), "mean": 1.0, "ops": 1.0, "data": [1.0]})
+                                  "test_forward[numpy-b10]",
+                                  stats={"median": float("nan"), "mean": 1.0, "ops": 1.0, "data": [1.0]})
     (tmp_path / "storage" / "box").mkdir(parents=True)
     (tmp_path / "storage" / "box" / "0001_nan.json").write_text(json.dumps(saved))
     # run from tmp_path: pytest-benchmark's warning about another machine_info fails on a storage
     # outside the working directory
     proc = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "bench"), "-p", "no:cacheprovider",
-                           "--bench-mode=smoke", "--bench-only=numpy", "--bench-machine=box", "--benchmark-storage=storage",
-                           "--benchmark-compare", "-k", "test_forward"], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+                           "--bench-mode=smoke", "--bench-only=numpy", "--bench-machine=box",
+                           "--benchmark-storage=storage", "--benchmark-compare", "-k", "test_forward"],
+                          cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4 and "cannot compare with it: benchmark test_forward[numpy-b10]: its median nan" in out
     assert "Traceback" not in out and "no regression" not in out
