@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+INHERITED = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "IMPL", "IMPLS", "NNBENCH_IMPLS", "PRESET", "MODE",
+             "MACHINE", "ONLY", "ARGS", "PROCESSES", "COMPARE_FAIL"}
 
 RECORD = f"""#!/bin/sh
 if [ "$2" = bench.make_args ]; then exec {sys.executable} "$@"; fi
@@ -36,13 +38,15 @@ def make(tmp_path):
         os.utime(tmp_path / name, (0, 0))
     (venv / ".installed-stamp").touch()
     log = tmp_path / "argv.jsonl"
+    # not the variables of a `make test` this runs under: make passes them on to every make below it
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED}
+    env.update(ARGV_LOG=str(log), PYTHONPATH=str(REPO))
 
     def run(target, **variables):
         log.write_text("")
         proc = subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), target, f"VENV={venv}",
                                *(f"{k}={v}" for k, v in variables.items())],
-                              env=dict(os.environ, ARGV_LOG=str(log), PYTHONPATH=str(REPO)), capture_output=True,
-                              text=True, timeout=60, cwd=tmp_path)
+                              env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
         return proc.returncode, [json.loads(line) for line in log.read_text().splitlines()], proc.stderr
     return run
 
