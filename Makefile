@@ -33,6 +33,13 @@ PROCESSES ?= 2
 ONLY   ?=
 ARGS   ?=
 
+# The recipes below take these from the environment, quoted ("$$IMPL"), never pasted into the
+# shell's text: a spec such as mynet:MyNetwork(device="cuda") is one argument whatever it holds, and
+# a ';' or '$(...)' in a value is text. ARGS is a list of arguments: bench/make_args.py splits it
+# as a shell splits words (quotes group: ARGS='-k "forward or epoch"') and evaluates nothing.
+export IMPL PRESET PHASE NAME OUT MODE MACHINE ONLY ARGS PROCESSES COMPARE_FAIL BUDGET DATA
+WITH_ARGS = $(PY) -m bench.make_args
+
 ifneq ($(IMPLS),)
 export NNBENCH_IMPLS := $(IMPLS)
 endif
@@ -75,17 +82,17 @@ setup-cuda:
 # install included. The slowest tests are listed at the end, so a new slow one shows. test-all adds
 # the `slow` tier (pyproject.toml's markers): full-length runs and torch.compile's extra compiles.
 test: $(STAMP)
-	$(PY) -m pytest --durations=15 $(ARGS)
+	$(WITH_ARGS) $(PY) -m pytest --durations=15
 
 test-all: $(STAMP)
-	$(PY) -m pytest -m '' --durations=30 $(ARGS)
+	$(WITH_ARGS) $(PY) -m pytest -m '' --durations=30
 
 train: $(STAMP)
-	$(VENV)/bin/nnbench train --impl $(IMPL) --preset $(PRESET) $(ARGS)
+	$(WITH_ARGS) $(VENV)/bin/nnbench train --impl "$$IMPL" --preset "$$PRESET"
 
 # The conformance checks of one implementation against the float64 reference (exit 0: it conforms).
 check: $(STAMP)
-	$(VENV)/bin/nnbench check $(IMPL) $(ARGS)
+	$(WITH_ARGS) $(VENV)/bin/nnbench check "$$IMPL"
 
 # The pytest-benchmark suites in bench/ (mode full or quick), each implementation in PROCESSES
 # processes of its own (python -m bench.run; ARGS go to every pytest process). A run that passed is
@@ -94,11 +101,11 @@ check: $(STAMP)
 # rendered from the run's JSON, failures marked, then $(3)/README.md, every machine in $(3) side by
 # side; make exits with the run's status; an interrupted run (status > 1) leaves them as they were.
 # bench-quick renders into results/quick/ so it never replaces the full run's tables.
-MACHINE_ARG = $(if $(MACHINE),--machine=$(MACHINE)) $(if $(ONLY),--only=$(ONLY))
+MACHINE_ARG = $(if $(MACHINE),"--machine=$$MACHINE") $(if $(ONLY),"--only=$$ONLY")
 define run_bench
 	@mkdir -p .benchmarks && rm -f .benchmarks/last-$(1).json
-	@status=0; NNBENCH_COMMAND="$(2)" $(PY) -m bench.run --mode=$(1) --processes=$(PROCESSES) --save \
-	    --json=.benchmarks/last-$(1).json $(MACHINE_ARG) -- $(ARGS) || status=$$?; \
+	@status=0; NNBENCH_COMMAND="$(2)" $(WITH_ARGS) $(PY) -m bench.run --mode=$(1) "--processes=$$PROCESSES" --save \
+	    --json=.benchmarks/last-$(1).json $(MACHINE_ARG) -- || status=$$?; \
 	if [ $$status -le 1 ]; then $(PY) -m bench.report .benchmarks/last-$(1).json --out '$(3)/{machine}' \
 	    && $(PY) -m bench.report $(3) --out $(3) || status=$$?; \
 	else echo "make: the benchmark run exited with status $$status: $(3) left as it was" >&2; fi; \
@@ -114,22 +121,22 @@ bench-quick: $(STAMP)
 # Re-run the MODE (default quick) suites, as bench does, against this machine's newest saved run of
 # that mode; saves nothing. Each benchmark is reported faster, slower, noise, or too few rounds to decide.
 compare: $(STAMP)
-	$(PY) -m bench.run --mode=$(MODE) --processes=$(PROCESSES) --compare --compare-fail=$(COMPARE_FAIL) $(MACHINE_ARG) -- $(ARGS)
+	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$PROCESSES" --compare "--compare-fail=$$COMPARE_FAIL" \
+	    $(MACHINE_ARG) --
 
 # py-spy flamegraph + speedscope profile of one implementation and phase, with a text report, into
 # OUT (default out/profiles/, which git ignores; OUT=results/profiles to publish). IMPL is one
 # argument whatever it holds (IMPL='mynet:MyNetwork(device="cpu")'); ARGS are split into options
 # (ARGS=--split, ARGS="--batch 100 --native"). docs/profiling.md says what a profile can show.
 profile: $(STAMP)
-	$(PY) -m bench.profiling --impl '$(subst ','\'',$(IMPL))' --preset '$(subst ','\'',$(PRESET))' \
-	    --phase '$(subst ','\'',$(PHASE))' --seconds '$(subst ','\'',$(SECONDS))' \
-	    $(if $(OUT),--out '$(subst ','\'',$(OUT))') $(ARGS)
+	$(WITH_ARGS) $(PY) -m bench.profiling --impl "$$IMPL" --preset "$$PRESET" --phase "$$PHASE" \
+	    --seconds '$(subst ','\'',$(SECONDS))' $(if $(OUT),--out "$$OUT")
 
 # One study over every available implementation, into OUT (default out/studies/, which git ignores;
 # OUT=results/studies replaces the committed page). NAME empty: the list. docs/studies.md.
 study: $(STAMP)
 	NNBENCH_COMMAND='make study NAME=$(subst ','\'',$(NAME))$(if $(ARGS), ARGS="$(subst ','\'',$(ARGS))")$(if $(OUT), OUT=$(subst ','\'',$(OUT)))' \
-	    $(PY) -m bench.studies $(if $(NAME),'$(subst ','\'',$(NAME))',--list) $(if $(OUT),--out '$(subst ','\'',$(OUT))') $(ARGS)
+	    $(WITH_ARGS) $(PY) -m bench.studies $(if $(NAME),"$$NAME",--list) $(if $(OUT),--out "$$OUT")
 
 # Everything a GPU machine can tell us in one run (python -m bench.gpu_run; docs/gpu.md): facts, CUDA
 # tests and checks, the fused Triton step's targets, the suites; every artefact flat in OUT. It runs
@@ -137,14 +144,14 @@ study: $(STAMP)
 # (PYTHONPATH=.): it never builds .venv, since a GPU machine may have no network (there, where it
 # can install, `make setup-cuda` first). DRY_RUN=1: the same steps on the CPU at smoke sizes.
 # BUDGET: total seconds; DATA: the MNIST directory (default $$NNBENCH_DATA).
-OUT     ?= results/gpu-run
 BUDGET  ?= 480
 DATA    ?=
 DRY_RUN ?=
+GPU_PY   = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-run:
 	PYTHONPATH=.$(if $(PYTHONPATH),:$(PYTHONPATH)) NNBENCH_GPU_COMMAND="make gpu-run$(if $(filter 1,$(DRY_RUN)), DRY_RUN=1)" \
-	    $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m bench.gpu_run --out '$(OUT)' --budget $(BUDGET) \
-	    $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(DATA),--data '$(DATA)') $(if $(MACHINE),--machine=$(MACHINE)) $(ARGS)
+	    $(GPU_PY) -m bench.make_args $(GPU_PY) -m bench.gpu_run --out "$${OUT:-results/gpu-run}" --budget "$$BUDGET" \
+	    $(if $(filter 1,$(DRY_RUN)),--dry-run) $(if $(DATA),--data "$$DATA") $(if $(MACHINE),"--machine=$$MACHINE")
 
 # Keeps .benchmarks/: it is the comparison history `make compare` and --benchmark-compare read.
 clean:

@@ -17,6 +17,15 @@ The parts are pytest-benchmark JSONs; they are merged into one run of the same f
 (``--json``), which is saved to the machine's history (``--save``, passed runs only) or compared
 with its newest saved run of the same mode (``--compare``). Interrupted (Ctrl-C, a usage error):
 nothing is written. A process that dies is recorded as a failure of its implementation.
+
+An implementation is the user's code, so nothing it does may hang the run, lose its results or
+leave a traceback: every child process (the one that lists the implementations, each benchmark
+process) runs in a process group of its own under a time limit (``--timeout``), and is ended with
+its group when it passes it; an implementation whose import fails, that exits, crashes or hangs is
+a failure of the run naming it. SIGINT, SIGTERM and SIGHUP to this driver are passed on to the
+running child's group, which is waited for; the temporary folder is removed and nothing is saved.
+Every output (``--json``, the history) is checked for writability before the first benchmark,
+and written whole or not at all (``bench.report.writing``).
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,12 +41,18 @@ import time
 from pathlib import Path
 
 from .harness import compare
+from .harness.children import STOP_SIGNALS, Stopped, stop, supervise
 from .harness.machine import check_label, label_of, this_label
 from .harness.phases import MODES
 from .harness.processes import died, merge, plan
+from .report.writing import WriteError, check_writable, write_file
 
 #: pytest-benchmark's --benchmark-max-time default: the forward/backward calibration's budget
 MAX_TIME = 1.0
+#: --timeout's default, seconds one child process may run: an hour, far beyond what one
+#: implementation's full-mode suites take on the slowest machine measured (results/), so only a hang
+#: reaches it
+TIMEOUT = 3600.0
 
 
 def parse_args(argv):
@@ -59,6 +75,9 @@ def parse_args(argv):
     p.add_argument("--compare-fail", type=float, metavar="PCT",
                    help="with --compare: exit 1 on a significant slowdown beyond PCT percent")
     p.add_argument("--compare-other-machine", action="store_true", help="allow a baseline of another label")
+    p.add_argument("--timeout", type=_seconds, default=TIMEOUT, metavar="SECONDS",
+                   help="end a benchmark process (and its implementation's later ones) that runs longer: a "
+                        f"failure naming it. Default: {TIMEOUT:g}")
     args, rest = p.parse_known_args(argv)
     if rest and rest[0] == "--":
         rest = rest[1:]
@@ -77,21 +96,53 @@ def parse_args(argv):
     return args, rest
 
 
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (more than 0)")
+    return value
+
+
 def _positive(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes (1 or more)")
     return int(text)
 
 
-def implementations(specs) -> dict[str, str | None]:
-    """name -> why it cannot run here (None: it can), asked of a child process so that this one
-    never imports a framework: it stays small while the benchmarks run."""
-    code = ("import json, sys\nfrom impls.core.registry import available, register\n"
-            "for spec in sys.argv[1:]: register(spec, '--impl')\nprint(json.dumps(available()))")
-    out = subprocess.run([sys.executable, "-c", code, *specs], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"nnbench: cannot list the implementations: {out.stderr.strip().splitlines()[-1]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def implementations(specs, only, tmp: Path, timeout: float) -> tuple[dict[str, str | None], dict[str, str]]:
+    """(name -> why it cannot run here, None if it can; name -> why the user's code is broken),
+    asked of a child process so that this one never imports a framework: it stays small while the
+    benchmarks run. With --only only those are imported (the others: "not asked for"). The answer
+    comes back in a file, not on stdout, which an implementation's module may print to on import;
+    the file of the name being imported says which one ended the child, if one does. A failure
+    raises SystemExit with one line."""
+    answer, trying, errors = tmp / "implementations.json", tmp / "importing.txt", tmp / "implementations.stderr"
+    code = ("import json, sys\nfrom pathlib import Path\nfrom impls.core.errors import NnbenchError\n"
+            "from bench.harness.processes import survey\n"
+            "try:\n    found = survey(sys.argv[4:], set(filter(None, sys.argv[3].split(','))), "
+            "Path(sys.argv[2]).write_text)\n"
+            "except NnbenchError as exc:\n    sys.exit(f'nnbench: {exc}')\n"
+            "Path(sys.argv[1]).write_text(json.dumps(found))\n")
+    with open(errors, "w") as err:
+        try:
+            status = supervise([sys.executable, "-c", code, str(answer), str(trying), only or "", *specs], timeout,
+                               stdout=subprocess.DEVNULL, stderr=err)
+        except subprocess.TimeoutExpired:
+            status = None
+    if answer.exists():
+        found, broken, registered = json.loads(answer.read_text())
+        return {name: found.get(name, "not asked for (--only)") for name in registered}, broken
+    name = trying.read_text() if trying.exists() else None
+    how = (f"did not finish within --timeout {timeout:g} s" if status is None
+           else died(status).replace("the benchmark process", "it").replace(" and wrote no results", ""))
+    lines = errors.read_text(errors="replace").strip().splitlines()
+    if status is not None and lines and lines[-1].startswith("nnbench: "):
+        raise SystemExit(lines[-1])
+    raise SystemExit(f"nnbench: cannot list the implementations: the process importing them {how}"
+                     + (f" while importing {name!r}" if name else "") + (f" ({lines[-1]})" if lines else ""))
 
 
 def run_part(names, k, args, rest, out: Path) -> int:
@@ -100,40 +151,83 @@ def run_part(names, k, args, rest, out: Path) -> int:
            f"--bench-machine={args.machine}", *(f"--bench-impl={s}" for s in args.impl)]
     if not any(a.startswith("--benchmark-max-time") for a in rest):
         cmd.append(f"--benchmark-max-time={MAX_TIME / args.processes:g}")
-    return subprocess.run([*cmd, *rest]).returncode
+    return supervise([*cmd, *rest], args.timeout)
+
+
+def check_outputs(args) -> None:
+    """Every file the run will write, checked before the first benchmark (WriteError says why)."""
+    if args.json is not None:
+        if args.json.is_dir():
+            raise WriteError(f"--json {args.json}: is a folder; name the file to write")
+        check_writable(args.json.parent, f"--json {args.json}: its folder")
+    if args.storage.exists() and not args.storage.is_dir():
+        raise WriteError(f"--storage {args.storage}: is a file, not a folder")
+    if args.save:
+        check_writable(args.storage, "--storage")
 
 
 def main(argv=None) -> int:
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
-    from .harness.plugin import _cpu_clock, other_processes_share
+    try:
+        check_outputs(args)
+    except WriteError as exc:
+        print(f"nnbench: {exc}", file=sys.stderr)
+        return 2
     baseline = _baseline(args) if args.compare is not None else None     # before minutes of benchmarks
     if baseline is not None and not isinstance(baseline, tuple):
         return baseline
-    start, began = _cpu_clock(), time.monotonic()
-    status = implementations(args.impl)
+    handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
-        steps = plan(status, args.only, args.processes)
+        with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp:
+            return _run(args, rest, argv, baseline, Path(tmp))
+    except Stopped as exc:
+        print(f"nnbench: stopped by {exc}: its benchmark process ended with it; nothing written or saved",
+              file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
+def _run(args, rest, argv, baseline, tmp: Path) -> int:
+    from .harness.plugin import _cpu_clock, other_processes_share
+    start, began = _cpu_clock(), time.monotonic()
+    status, broken = implementations(args.impl, args.only, tmp, args.timeout)
+    crashed = [_failure(name, f"{name}: loading the implementation", why) for name, why in broken.items()
+               if not args.only or name in args.only.split(",")]
+    try:
+        steps = plan(status, args.only, args.processes, broken)
     except ValueError as exc:
         print(f"nnbench: {exc}", file=sys.stderr)
         return 2
-    parts, crashed = [], []
-    with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp:
-        for i, (names, k) in enumerate(steps, 1):
-            print(f"\nnnbench: [{i}/{len(steps)}] {', '.join(names)}: process {k} of {args.processes}", flush=True)
-            out = Path(tmp) / f"part{i}.json"
-            try:
-                code = run_part(names, k, args, rest, out)
-            except KeyboardInterrupt:
-                code = 2
-            if code in (2, 3, 4) or code < 0 and code in (-2, -15):
-                print(f"nnbench: stopped (pytest exit status {code}): nothing written or saved", file=sys.stderr)
-                return 2
-            if code < 0 or (code == 1 and not out.exists()):
-                crashed.append({"test": f"{', '.join(names)}: process {k} of {args.processes}", "status": "failed",
-                                "impl": names[0], "phase": None, "message": died(code)})
-            if out.exists():
-                parts.append(json.loads(out.read_text()))
+    parts, ended = [], set()           # ended: implementations whose process passed --timeout
+    for i, (names, k) in enumerate(steps, 1):
+        if ended.intersection(names):
+            print(f"\nnnbench: [{i}/{len(steps)}] {', '.join(names)}: process {k} skipped (an earlier one timed out)")
+            continue
+        print(f"\nnnbench: [{i}/{len(steps)}] {', '.join(names)}: process {k} of {args.processes}", flush=True)
+        out = tmp / f"part{i}.json"
+        which = f"{', '.join(names)}: process {k} of {args.processes}"
+        try:
+            code = run_part(names, k, args, rest, out)
+        except subprocess.TimeoutExpired:
+            ended.update(names)
+            crashed.append(_failure(names[0], which, f"the benchmark process ran past --timeout {args.timeout:g} s "
+                                                      "and was stopped (a hang?)"))
+            continue
+        if code in (2, 3, 4) or code < 0 and code in (-2, -15):
+            print(f"nnbench: stopped (pytest exit status {code}): nothing written or saved", file=sys.stderr)
+            return 2
+        if not out.exists() and code != 5:    # 5: nothing collected (-k), which is no failure
+            crashed.append(_failure(names[0], which, died(code)))
+        if out.exists():
+            parts.append(json.loads(out.read_text()))
     if not parts:
+        if crashed:
+            _summary(None, crashed)
+            print("nnbench: no benchmark results: every benchmark process failed (above); nothing written or saved",
+                  file=sys.stderr)
+            return 1
         print("nnbench: no benchmark ran (every implementation filtered out or skipped)", file=sys.stderr)
         return 5
     run = merge(parts, args.processes, status)
@@ -146,17 +240,30 @@ def main(argv=None) -> int:
         run["nnbench"]["outcomes"] += crashed
     failed = run["nnbench"]["session"] != "passed"
     _summary(run, crashed)
-    if args.json:
-        _write(args.json, run)
-    if args.save:
-        _save(run, args, failed)
+    try:
+        if args.json:
+            write_file(args.json, json.dumps(run, indent=2).encode())
+        if args.save:
+            _save(run, args, failed)
+    except WriteError as exc:
+        print(f"nnbench: {exc}", file=sys.stderr)
+        return 1
     code = 1 if failed else 0
     if baseline is not None:
         code = max(code, _compare(run, args, *baseline))
     return code
 
 
+def _failure(impl: str, test: str, message: str) -> dict:
+    """An outcome for what no pytest process could record: a process that died, hung or never started."""
+    return {"test": test, "status": "failed", "impl": impl, "phase": None, "message": message}
+
+
 def _summary(run, crashed):
+    for outcome in crashed:
+        print(f"nnbench: {outcome['test']}: {outcome['message']}", file=sys.stderr)
+    if run is None:
+        return
     rss = run["nnbench"]["peak_rss_processes"]
     big = max(rss, key=lambda k: rss[k] or 0)
     print(f"\nnnbench: {len(run['benchmarks'])} benchmarks from {len(rss)} kinds of process; the largest peak "
@@ -164,16 +271,6 @@ def _summary(run, crashed):
     share = run["nnbench"]["other_processes_cpu_share"]
     if share is not None:
         print(f"nnbench: other processes used {100 * share:.1f}% of the machine's CPU time during this run")
-    for outcome in crashed:
-        print(f"nnbench: {outcome['test']}: {outcome['message']}", file=sys.stderr)
-
-
-def _write(path: Path, run: dict):
-    """Whole or not at all: a half-written JSON must never reach the report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(run, indent=2))
-    tmp.replace(path)
 
 
 def _storage(args, failed=False):
@@ -184,9 +281,12 @@ def _storage(args, failed=False):
 
 
 def _save(run, args, failed):
-    from pytest_benchmark.utils import get_tag
+    """pytest-benchmark's FileStorage.save, but whole or not at all: its own writes in place, and a
+    full disk left a truncated JSON in the history that every later compare read."""
+    from pytest_benchmark.utils import get_tag, safe_dumps
     storage = _storage(args, failed)
-    storage.save(run, get_tag())
+    target = storage.get(f"{storage._next_num}_{get_tag()}.json")
+    write_file(target, safe_dumps(run, ensure_ascii=True, indent=4).encode())
     where = f"{storage.path}/{args.machine}"
     print(f"nnbench: saved to {where}" + (": the run failed, so it is no --compare baseline" if failed else ""))
 
@@ -208,6 +308,11 @@ def _baseline(args):
         except (OSError, ValueError) as exc:
             print(f"nnbench: --compare {path}: not a saved run ({exc})", file=sys.stderr)
             return 4
+    try:
+        compare.check_baseline(baseline)
+    except ValueError as exc:
+        print(f"nnbench: --compare {path}: cannot compare with it: {exc}", file=sys.stderr)
+        return 4
     why = compare.other_machine(label_of(baseline), args.machine)
     if why and not args.compare_other_machine:
         print(f"nnbench: {path}: {why}; pass --compare-other-machine to compare them on purpose", file=sys.stderr)

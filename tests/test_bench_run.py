@@ -159,6 +159,14 @@ def test_a_run_in_two_processes_is_saved_then_compared_against():
         assert len(procs) == 2 and sum(p["rounds"] for p in procs) == bench["stats"]["rounds"] == len(bench["stats"]["data"])
     assert [p.name for p in (root / "storage" / "box").glob("0001_*.json")]
 
+    # README's `pytest bench --benchmark-compare` reads that history as pytest-benchmark's own save
+    # (run from the run's folder: pytest-benchmark's machine_info warning fails on a storage outside it)
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "bench"), "-p", "no:cacheprovider",
+                           "--bench-mode=smoke", "--bench-only=numpy", "--bench-machine=box", "--benchmark-storage=storage",
+                           "--benchmark-compare", "-k", "test_forward", "--benchmark-max-time=0.002"], cwd=root,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "nnbench compare against box/0001_" in proc.stdout, (proc.stdout + proc.stderr)[-3000:]
+
     code, out = _run(root, "--only=numpy", "--processes=2", "--compare", "--compare-fail=15", "--", *FORWARD_AND_EPOCH)
     assert code in (0, 1), out[-4000:]
     assert "nnbench compare against" in out and "2 process(es) a benchmark there, 2 here" in out

@@ -136,6 +136,34 @@ def other_machine(theirs: str, ours: str | None) -> str | None:
     return f"the baseline was measured on machine {theirs!r}, this is {ours!r}" if ours and theirs != ours else None
 
 
+def check_baseline(run) -> None:
+    """ValueError, saying what, unless ``run`` (a saved run's JSON) can be compared with: a list of
+    benchmarks each with a finite median and, where kept, finite round times. A history file edited by
+    hand or written by another tool otherwise gives a traceback, or worse "no regression" against a
+    median of NaN (every comparison with NaN is false)."""
+    benchmarks = run.get("benchmarks") if isinstance(run, dict) else None
+    if not isinstance(benchmarks, list):
+        raise ValueError("not a saved pytest-benchmark run (no 'benchmarks' list)")
+    for i, bench in enumerate(benchmarks):
+        stats = bench.get("stats") if isinstance(bench, dict) else None
+        name = bench.get("name", f"number {i}") if isinstance(bench, dict) else f"number {i}"
+        if not isinstance(stats, dict) or not isinstance(bench.get("fullname"), str):
+            raise ValueError(f"benchmark {name} has no fullname or stats")
+        if not _seconds(stats.get("median")):
+            raise ValueError(f"benchmark {name}: its median {stats.get('median')!r} is not a measured time")
+        data = stats.get("data")
+        if data is not None and not (isinstance(data, list) and all(map(_seconds, data))):
+            bad = next((d for d in data if not _seconds(d)), data) if isinstance(data, list) else data
+            raise ValueError(f"benchmark {name}: its round times hold {bad!r}, not a time in seconds")
+        procs = (bench.get("extra_info") or {}).get("processes") or []
+        if not (isinstance(procs, list) and all(isinstance(p, dict) and _seconds(p.get("median")) for p in procs)):
+            raise ValueError(f"benchmark {name}: its processes' medians are not times in seconds")
+
+
+def _seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 # -- two runs, as pytest-benchmark's JSON has them (a saved run's "benchmarks", or Metadata.as_dict()) --
 def _per_example(values, extra: dict):
     examples = extra.get("examples") or 1

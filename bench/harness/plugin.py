@@ -21,7 +21,9 @@
   against a run of another label is a usage error unless ``--bench-compare-other-machine``.
 - With ``--benchmark-compare``, each benchmark is judged against the baseline's raw samples
   (``bench/harness/compare.py``: faster, slower, noise, or too few rounds to decide);
-  ``--bench-compare-fail=PCT`` fails the run on a significant slowdown beyond PCT percent.
+  ``--bench-compare-fail=PCT`` fails the run on a significant slowdown beyond PCT percent. A
+  baseline whose medians or round times are not finite times is a usage error (``check_baseline``),
+  and a history saved by ``python -m bench.run`` before its runs carried ``iterations`` still loads.
 
 - ``--bench-only`` and ``--bench-process K/P`` make a session one of ``python -m bench.run``'s
   processes: one implementation's benchmarks (the others are never imported), a Pth of the rounds.
@@ -387,6 +389,14 @@ def pytest_sessionstart(session):
     session.config.stash[SESSION] = session
     bs = getattr(session.config, "_benchmarksession", None)
     same_mode_baseline(session.config, bs)
+    compared = (bs.compared_mapping or {}) if bs is not None else {}
+    for path, baseline in compared.items():     # NaN medians compare as "no regression": refuse them
+        try:
+            compare.check_baseline({"benchmarks": list(baseline.values())})
+        except ValueError as exc:
+            raise pytest.UsageError(f"--benchmark-compare {path}: cannot compare with it: {exc}") from None
+        for bench in baseline.values():       # saved by python -m bench.run before it wrote "iterations"
+            bench["stats"].setdefault("iterations", 1)
     ours = session.config.getoption("bench_compare_fail", default=None) is not None
     if ours and bs is not None and not bs.compare:
         raise pytest.UsageError("--bench-compare-fail needs --benchmark-compare (the run to compare against)")

@@ -10,10 +10,11 @@ from .timing import rates
 _SEVERITY = {"skipped": 0, "passed": 1, "failed": 2}
 
 
-def plan(status: dict, only: str | None, processes: int) -> list[tuple[list[str], int]]:
+def plan(status: dict, only: str | None, processes: int, broken=()) -> list[tuple[list[str], int]]:
     """(implementations, process number) for each process, in the order they run: every available
-    implementation alone, once per pass; the unavailable ones together in the first pass (they skip)."""
-    wanted = [n for n in status if not only or n in only.split(",")]
+    implementation alone, once per pass; the unavailable ones together in the first pass (they skip);
+    the ``broken`` ones (``survey``) in none: their failure is recorded without a process."""
+    wanted = [n for n in status if (not only or n in only.split(",")) and n not in broken]
     unknown = sorted(set((only or "").split(",")) - set(status) - {""})
     if unknown:
         raise ValueError(f"--only: no implementation named {', '.join(unknown)} (registered: {', '.join(status)})")
@@ -32,8 +33,42 @@ def died(code: int) -> str:
         except ValueError:
             name = f"signal {-code}"
         return (f"the benchmark process died of {name}"
-                + (" (the kernel's out-of-memory killer sends it)" if name == "SIGKILL" else ""))
-    return f"the benchmark process exited with status {code} and wrote no results"
+                + (" (the kernel's out-of-memory killer sends it)" if name == "SIGKILL" else "")
+                + (": it crashed" if name in ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE") else ""))
+    return (f"the benchmark process exited with status {code} and wrote no results (did the implementation "
+            "call sys.exit or os._exit?)")
+
+
+#: the registry's reason for an implementation whose framework is not installed: a clean skip
+MISSING_PACKAGE = "needs the Python package"
+
+
+def survey(specs, among=None, trying=lambda name: None) -> tuple[dict, dict, list]:
+    """Every registered implementation (``specs`` registered first; only those of ``among`` asked,
+    the others never imported) -> why it cannot run here (None: it can); apart, the user's
+    implementations whose code is broken: an import that raised or exited, no Network class, an
+    ``unavailable_reason`` that raised. Those are failures of the run, not skips: a missing package
+    or GPU is a reason to skip, a bug is not. (nnbench's own implementations keep their reasons as
+    skips: a framework broken by its install is the machine's.) Third, every registered name.
+    ``trying(name)`` is called before each import, so a process that an import ends (``os._exit``,
+    a segfault) can still say which one it was."""
+    from impls.core.registry import built_in, names, register, registry
+    for spec in specs:
+        register(spec, "--impl")
+    status, broken = {}, {}
+    for name in names():
+        if among and name not in among:
+            continue
+        trying(name)
+        try:
+            cls, _, why = registry().load(name)
+        except SystemExit as exc:           # a module that runs sys.exit(main()) on import
+            cls, why = None, f"importing {registry().entries[name].target} called sys.exit({exc.code!r})"
+        status[name] = why
+        if why and not built_in(name) and (cls is None and not why.startswith(MISSING_PACKAGE)
+                                           or ".unavailable_reason raised" in why):
+            broken[name] = why
+    return status, broken, names()
 
 
 def merge(parts: list[dict], processes: int, status: dict | None = None) -> dict:
@@ -77,7 +112,9 @@ def merge(parts: list[dict], processes: int, status: dict | None = None) -> dict
         stats = Stats()
         for seconds in bench.pop("_data"):
             stats.update(seconds)
-        bench["stats"] = {**stats.as_dict(), "data": stats.data}
+        # a pytest-benchmark save to the letter ("iterations" too): `pytest bench --benchmark-compare`
+        # reads this history; data are per iteration, so the first process's count stands for all
+        bench["stats"] = {**stats.as_dict(), "data": stats.data, "iterations": bench["stats"].get("iterations", 1)}
         if stats:
             bench["extra_info"].update(rates(bench["extra_info"], stats))
     run["benchmarks"] = list(merged.values())

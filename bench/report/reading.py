@@ -3,10 +3,11 @@ plugin's ``nnbench`` section, as ``Run`` and ``Timing`` objects the tables and p
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..harness.machine import label_of
+from ..harness.machine import check_label, label_of
 from ..harness.phases import REFERENCE
 from ..harness.timing import spread
 
@@ -98,13 +99,49 @@ def load(path) -> Run:
         raise ReportError(f"{path}: not pytest-benchmark JSON (no 'benchmarks' list)")
     if not isinstance(data.get("nnbench"), dict):
         raise ReportError(f"{path}: has no 'nnbench' section: it was not written by the suites in bench/")
-    timings = [Timing(b["name"], b.get("params") or {}, b["stats"], b.get("extra_info") or {})
-               for b in data["benchmarks"] if b.get("stats")]
     meta = data["nnbench"]
+    _check_meta(path, meta)
+    try:
+        label = check_label(label_of(data))     # it names a folder: --out "results/{machine}"
+    except ValueError as exc:
+        raise ReportError(f"{path}: {exc}") from None
+    timings = [_timing(path, i, b) for i, b in enumerate(data["benchmarks"])]
+    timings = [t for t in timings if t is not None]
     impls = list(meta.get("available", {}))
     impls += sorted({t.impl for t in timings} - set(impls))
     impls.sort(key=lambda i: BASELINES.index(i) if i in BASELINES else len(BASELINES))
     return Run(timings, meta, data.get("machine_info", {}), data.get("commit_info", {}),
-               data.get("datetime", "?"), impls, label_of(data))
+               data.get("datetime", "?"), impls, label)
+
+
+def _check_meta(path, meta: dict) -> None:
+    """The parts of the ``nnbench`` section the tables iterate over, of the types they expect."""
+    outcomes, available = meta.get("outcomes", []), meta.get("available", {})
+    if not isinstance(outcomes, list) or not all(isinstance(o, dict) for o in outcomes):
+        raise ReportError(f"{path}: nnbench.outcomes is a {type(outcomes).__name__}, not a list of test outcomes")
+    if not isinstance(available, dict):
+        raise ReportError(f"{path}: nnbench.available is a {type(available).__name__}, not a mapping of "
+                          "implementation to reason")
+
+
+def _timing(path, i: int, bench) -> Timing | None:
+    """One benchmark of the JSON, or None for one never timed (no stats); anything the tables and
+    the log-scale plots cannot show (no name, no median, a NaN or negative median) is refused."""
+    if not isinstance(bench, dict):
+        raise ReportError(f"{path}: benchmark {i} is a {type(bench).__name__}, not a benchmark")
+    stats, name = bench.get("stats"), bench.get("name")
+    if stats is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ReportError(f"{path}: benchmark {i} has no name")
+    if not isinstance(stats, dict) or "median" not in stats:
+        raise ReportError(f"{path}: benchmark {name} has no median")
+    median = stats["median"]
+    if isinstance(median, bool) or not isinstance(median, (int, float)) or not math.isfinite(median) or median < 0:
+        raise ReportError(f"{path}: benchmark {name}: median {median!r} is not a measured time in seconds")
+    for key in ("params", "extra_info"):
+        if not isinstance(bench.get(key) or {}, dict):
+            raise ReportError(f"{path}: benchmark {name}: {key} is a {type(bench[key]).__name__}, not a mapping")
+    return Timing(name, bench.get("params") or {}, stats, bench.get("extra_info") or {})
 
 
