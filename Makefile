@@ -32,6 +32,10 @@ PROCESSES ?= 2
 # bench, bench-quick and compare: only these implementations (comma-separated names); empty: all.
 ONLY   ?=
 ARGS   ?=
+# gpu-run: its total seconds, the MNIST directory (default $$NNBENCH_DATA), DRY_RUN=1 for the CPU
+BUDGET ?= 480
+DATA   ?=
+DRY_RUN ?=
 
 # The recipes below take these from the environment, quoted ("$$IMPL"), never pasted into the
 # shell's text: a spec such as mynet:MyNetwork(device="cuda") is one argument whatever it holds, and
@@ -144,9 +148,6 @@ study: $(STAMP)
 # (PYTHONPATH=.): it never builds .venv, since a GPU machine may have no network (there, where it
 # can install, `make setup-cuda` first). DRY_RUN=1: the same steps on the CPU at smoke sizes.
 # BUDGET: total seconds; DATA: the MNIST directory (default $$NNBENCH_DATA).
-BUDGET  ?= 480
-DATA    ?=
-DRY_RUN ?=
 GPU_PY   = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-run:
 	PYTHONPATH=.$(if $(PYTHONPATH),:$(PYTHONPATH)) NNBENCH_GPU_COMMAND="make gpu-run$(if $(filter 1,$(DRY_RUN)), DRY_RUN=1)" \

@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 INHERITED = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "IMPL", "IMPLS", "NNBENCH_IMPLS", "PRESET", "MODE",
-             "MACHINE", "ONLY", "ARGS", "PROCESSES", "COMPARE_FAIL"}
+             "MACHINE", "ONLY", "ARGS", "PROCESSES", "COMPARE_FAIL", "PHASE", "NAME", "OUT", "BUDGET", "DATA",
+             "DRY_RUN", "SECONDS"}
 
 RECORD = f"""#!/bin/sh
 if [ "$2" = bench.make_args ]; then exec {sys.executable} "$@"; fi
@@ -74,9 +75,22 @@ def test_bench_and_compare_quote_every_variable(make, tmp_path):
     assert [a[1] for a in argvs] == ["bench.run", "bench.report", "bench.report"]
     assert not (tmp_path / "x").exists()
     code, argvs, _ = make("test", ARGS="tests/test_x.py -k 'a and not b'")
-    assert argvs == [["-m", "pytest", "tests/test_x.py", "-k", "a and not b"]]
+    assert argvs == [["-m", "pytest", "--durations=15", "tests/test_x.py", "-k", "a and not b"]]
 
 
 def test_unbalanced_quotes_in_args_are_one_line(make):
     code, argvs, err = make("check", ARGS='"unbalanced')
     assert code != 0 and argvs == [] and "ARGS='\"unbalanced': No closing quotation" in err and "Traceback" not in err
+
+
+def test_profile_study_and_gpu_run_quote_every_variable(make, tmp_path):
+    spec = 'my.net=mynet:MyNetwork(device="cpu"); touch x'
+    code, argvs, _ = make("profile", IMPL=spec, PHASE="forward", OUT="o u t", ARGS="--split --batch '100'")
+    assert argvs == [["-m", "bench.profiling", "--impl", spec, "--preset", "nielsen", "--phase", "forward",
+                      "--seconds", "15", "--out", "o u t", "--split", "--batch", "100"]]
+    code, argvs, _ = make("study", NAME="cost-model; touch x", ARGS="--presets relu")
+    assert argvs == [["-m", "bench.studies", "cost-model; touch x", "--presets", "relu"]]
+    code, argvs, _ = make("gpu-run", DRY_RUN="1", MACHINE="gpu box", ARGS="--step-budget 'a b'")
+    assert argvs[0][:6] == ["-m", "bench.gpu_run", "--out", "results/gpu-run", "--budget", "480"]
+    assert argvs[0][6:] == ["--dry-run", "--machine=gpu box", "--step-budget", "a b"]
+    assert not (tmp_path / "x").exists()
