@@ -6,6 +6,7 @@ in this process through ``main``; faults that end or hang a process run the comm
 would, in a subprocess with a deadline, so that they cannot take the test session with them.
 """
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,8 +39,9 @@ def nnbench_here(capsys, *argv):
 
 def nnbench_process(*argv, env=None, deadline=DEADLINE):
     """(exit status, stdout, stderr, seconds) of ``nnbench ARGV`` in a fresh process."""
-    environ = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), (env or {}).pop("PYTHONPATH", "")])),
-                   **(env or {}))
+    env = dict(env or {})
+    path = os.pathsep.join(filter(None, [str(REPO), env.pop("PYTHONPATH", "")]))
+    environ = dict(os.environ, **env, PYTHONPATH=path)
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "impls.core.cli", *argv], cwd=REPO, env=environ,
                           capture_output=True, text=True, timeout=deadline)
@@ -150,6 +152,51 @@ def test_train_is_bounded_and_names_the_epoch(mnist, impl, message):
 # -- controls --------------------------------------------------------------------------------------
 def test_a_correct_implementation_still_passes_every_check(capsys):
     """The stricter checks find nothing in numpy's network (the same process run as above)."""
-    code, out, err = nnbench_here(capsys, "check", "numpy", "--no-mnist", "--timeout", "120")
+    code, out, err = nnbench_here(capsys, "check", "numpy", "--no-mnist")
     assert code == 0, out + err
     assert out.splitlines()[-1] == "numpy: all 32 checks passed" and err == ""
+
+
+def test_check_says_when_it_compiles_and_how_long_it_took(capsys):
+    code, out, err = nnbench_here(capsys, "check", f"slow={BAD}.impl_compiles_slowly:CompilesSlowly", "--no-mnist")
+    assert code == 0, out + err
+    said = re.findall(r"^slow: compiling for (float\d\d) \(slow the first time; \$SLOW_COMPILE_CACHE_DIR caches it "
+                      r"for later runs\)\.\.\. done in (\d+\.\d) s$", out, re.M)
+    assert [dtype for dtype, _ in said] == ["float32", "float64"], out       # once per dtype, not per network
+    assert all(float(seconds) >= 0.3 for _, seconds in said)
+
+
+# -- nnbench list ----------------------------------------------------------------------------------
+@pytest.fixture
+def installed(tmp_path):
+    """A package's metadata on the path, declaring entry points whose import hangs, exits, crashes."""
+    dist = tmp_path / "hostile_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hostile-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[nnbench.implementations]\n"
+        f"hangs = {BAD}.impl_sleeps_on_import:SleepsOnImport\n"
+        f"exits = {BAD}.impl_exits_on_import:ExitsOnImport\n"
+        f"crashes = {BAD}.impl_segfaults_on_import:SegfaultsOnImport\n")
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def test_list_reads_without_importing(installed):
+    """Before: it imported every implementation (seconds of torch and jax; a hanging entry point
+    hung it, one that exited or crashed left it printing nothing)."""
+    code, out, err, seconds = nnbench_process("list", env=installed)
+    assert code == 0 and err == "", err
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.split()}
+    assert rows["hangs"] == rows["exits"] == rows["crashes"] == rows["numpy"] == "yes"
+    assert "nielsen" in rows and seconds < DEADLINE - 5
+
+
+def test_list_probe_reports_each_hostile_import_on_its_own_row(installed):
+    code, out, err, _ = nnbench_process("list", "--probe", "--import-timeout", str(SHORT_TIMEOUT),
+                                        "hangs", "exits", "numpy", "crashes", env=installed)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    assert " no " in rows["hangs"] and f"did not finish within {SHORT_TIMEOUT} s" in rows["hangs"]
+    assert " no " in rows["exits"] and "ended its process with exit status 0" in rows["exits"]
+    assert " no " in rows["crashes"] and "SIGSEGV" in rows["crashes"]
+    assert rows["numpy"].split()[1] == "yes"

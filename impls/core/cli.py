@@ -17,7 +17,7 @@ from tabulate import tabulate
 from .argtypes import implementation, positive_float, positive_int, seed, thread_count
 from .errors import NnbenchError
 from .presets import DEFAULT_SEED, PRESETS, get_preset
-from .registry import available, registry
+from .registry import registry
 from .spec import DTYPES
 
 EXIT_ERROR = 1
@@ -26,9 +26,13 @@ EXIT_MISSED_TARGET = 3
 
 
 def cmd_list(args) -> int:
+    from .probe import listing
     rows = [(name, "yes" if reason is None else "no", reason or "", registry().entries[name].origin)
-            for name, reason in available().items()]
+            for name, reason in listing(args.probe, limits(args), args.names).items()]
     print(tabulate(rows, headers=["implementation", "available", "reason", "registered by"]))
+    if not args.probe:
+        print("(read from each module without importing it: its packages are installed and, for a CUDA one, "
+              "the kernel shows a GPU; `nnbench list --probe` imports each to ask it)")
     print()
     rows = [(p.name, "-".join(map(str, p.sizes)), p.hidden, p.output, p.batch_size or "full",
              p.lr, p.epochs, p.n_train, f"{p.target:.1%}") for p in PRESETS.values()]
@@ -38,8 +42,8 @@ def cmd_list(args) -> int:
 
 
 def limits(args):
-    from .isolation import Limits
-    return Limits(args.import_timeout, args.timeout)
+    from .isolation import STEP_TIMEOUT, Limits
+    return Limits(args.import_timeout, getattr(args, "timeout", STEP_TIMEOUT))
 
 
 def cmd_check(args) -> int:
@@ -98,7 +102,13 @@ def add_timeouts(parser, step: str, imports: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="implementations (available here or why not) and presets").set_defaults(func=cmd_list)
+    ls = sub.add_parser("list", help="implementations (available here or why not) and presets")
+    ls.add_argument("names", nargs="*", type=implementation, metavar="IMPL",
+                    help="list only these (names, or your own as module:Class); default: every one registered")
+    ls.add_argument("--probe", action="store_true",
+                    help="import each implementation (in a child process, one at a time) and ask whether it runs here")
+    add_timeouts(ls, "")
+    ls.set_defaults(func=cmd_list)
     c = sub.add_parser("check", help="check an implementation against the float64 reference (exit 0: conforms)")
     c.add_argument("impl", type=implementation, help=IMPL_HELP)
     c.add_argument("--data", metavar="DIR", help=f"MNIST directory for the one-epoch sanity check ({DATA_HELP})")
