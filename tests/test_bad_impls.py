@@ -160,8 +160,8 @@ def test_a_correct_implementation_still_passes_every_check(capsys):
 def test_check_says_when_it_compiles_and_how_long_it_took(capsys):
     code, out, err = nnbench_here(capsys, "check", f"slow={BAD}.impl_compiles_slowly:CompilesSlowly", "--no-mnist")
     assert code == 0, out + err
-    said = re.findall(r"^slow: compiling for (float\d\d) \(slow the first time; \$SLOW_COMPILE_CACHE_DIR caches it "
-                      r"for later runs\)\.\.\. done in (\d+\.\d) s$", out, re.M)
+    said = re.findall(r"^slow: compiling for (float\d\d) \(slow the first time, then cached; \$SLOW_COMPILE_CACHE_DIR "
+                      r"says where\)\.\.\. done in (\d+\.\d) s$", out, re.M)
     assert [dtype for dtype, _ in said] == ["float32", "float64"], out       # once per dtype, not per network
     assert all(float(seconds) >= 0.3 for _, seconds in said)
 

@@ -175,8 +175,8 @@ def compiling(channel, name: str, cls, what: str):
         yield
         return
     channel.phase(f"compiling {what}")
-    channel.say(f"{name}: compiling {what} (slow the first time; ${cls.compile_cache_env} caches it for "
-                "later runs)...", end=" ")
+    channel.say(f"{name}: compiling {what} (slow the first time, then cached; ${cls.compile_cache_env} "
+                "says where)...", end=" ")
     start = time.perf_counter()
     try:
         yield
