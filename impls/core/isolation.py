@@ -20,6 +20,7 @@ One child per command, not per check: data are loaded and kernels compiled once,
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
 import traceback
@@ -68,12 +69,26 @@ class Channel:
         self.conn.send((kind, value))
 
 
-def _child(conn, job: str, payload: dict, registrations: list) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent dies (SIGTERM, SIGKILL), so a
+    stopped ``nnbench`` leaves no implementation running; elsewhere, nothing to do."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:          # it died before the request was made
+        os._exit(1)
+
+
+def _child(conn, job: str, payload: dict, registrations: list, parent: int) -> None:
     """The child process: register the parent's ad hoc specs again, run the job, report."""
+    _die_with_parent(parent)
     from importlib import import_module
     from .cli import quiet_warnings
     from .registry import register
     quiet_warnings()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's: it stops this process
     channel = Channel(conn)
     try:
         for spec, source in registrations:
@@ -118,7 +133,7 @@ def supervise(impl: str, job: str, payload: dict, limits: Limits, on_message=Non
     outlives that phase's limit or ends without finishing; the child's own errors come back as
     NnbenchError with their message."""
     receive, conn = CONTEXT.Pipe(duplex=False)
-    process = CONTEXT.Process(target=_child, args=(conn, job, payload, _registrations()), daemon=True,
+    process = CONTEXT.Process(target=_child, args=(conn, job, payload, _registrations(), os.getpid()), daemon=True,
                               name=f"nnbench: {impl}")
     process.start()
     conn.close()
