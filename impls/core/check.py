@@ -23,12 +23,8 @@ Tolerances depend on the dtype of the implementation under test (the oracle is f
 Absolute floors are scaled by the largest |expected| entry so they mean the same for
 a gradient of size 1e-3 as for one of size 10.
 
-Before any value is compared, the structure is: as many layers as the network has (``zip``
-would silently stop at the shorter list), each array of the expected shape and of the
-implementation's own dtype (one that declares float32 but computes in float64 would otherwise
-be timed as float32). And every call must leave its inputs as they were: the caller's batch,
-labels, order and parameters are compared, exactly, with copies taken before the call (a
-``feedforward`` that overwrote its input would pass every value check and ruin training).
+Before any value is compared, its structure is (``impls.core.structure``): layer counts,
+shapes, dtypes, and inputs the call must have left untouched.
 """
 from __future__ import annotations
 
@@ -38,6 +34,7 @@ import numpy as np
 
 from .errors import ImplementationError
 from .spec import NetworkSpec, init_params
+from .structure import Untouched, dtype_comparison, layers_comparison
 
 TOLERANCES = {
     # dtype: {what: (rtol, atol as a fraction of max |expected|)}
@@ -148,32 +145,6 @@ def random_problem(spec: NetworkSpec, seed: int, batch: int, init: str = "scaled
     return params, X, y
 
 
-def dtype_comparison(net, array, label: str) -> list[Comparison]:
-    """An array ``net`` returned must be in its dtype (the reference, float64 whatever it is
-    asked, is not held to a dtype it does not declare)."""
-    dtype = getattr(array, "dtype", None)
-    if dtype is None or str(dtype).rsplit(".", 1)[-1] == net.spec.dtype:
-        return []
-    return [Comparison.problem(label, f"dtype {str(dtype).rsplit('.', 1)[-1]}, but the implementation "
-                                      f"declares {net.spec.dtype}")]
-
-
-def layers_comparison(pairs, expected, label: str) -> list[Comparison]:
-    """One (W, b) pair per layer: ``zip`` alone would compare the layers both lists have and
-    pass a list that lacks one, or has one too many."""
-    try:
-        ok = len(pairs) == len(expected) and all(len(pair) == 2 for pair in pairs)
-    except TypeError:
-        ok = False
-    if ok:
-        return []
-    try:
-        n = f"{len(pairs)} entries"
-    except TypeError:
-        n = f"a {type(pairs).__name__}"
-    return [Comparison.problem(label, f"{n}, expected {len(expected)} (W, b) pairs, one per layer")]
-
-
 def gradient_comparisons(net, actual, expected, label: str = "", what: str = "gradient") -> list[Comparison]:
     """Host ``(cost, [(nabla_W, nabla_b)])`` of ``net`` against expected ones, one comparison each."""
     (cost, grads), (cost_ref, grads_ref) = actual, expected
@@ -196,33 +167,6 @@ def params_comparisons(net, params, expected, label: str, what: str = "params") 
         for name, a, r in ((f"W of layer {layer} {label}", W, rW), (f"b of layer {layer} {label}", b, rb)):
             out += dtype_comparison(net, a, name) + [compare(a, r, net.spec.dtype, what, name)]
     return out
-
-
-class Untouched:
-    """Copies of a call's inputs, taken before it, to prove afterwards that it left them alone.
-    ``to_numpy`` reads native (device) arrays; the comparison is exact."""
-
-    def __init__(self, net, **inputs):
-        self.net, self.inputs = net, inputs
-        self.before = {name: self._host(value) for name, value in inputs.items()}
-
-    def _host(self, value):
-        if isinstance(value, (list, tuple)):
-            return [self._host(v) for v in value]
-        return np.array(self.net.to_numpy(value), copy=True)
-
-    def comparisons(self, method: str) -> list[Comparison]:
-        out = []
-        for name, value in self.inputs.items():
-            now, before = self._host(value), self.before[name]
-            flat_now = [a for pair in now for a in pair] if isinstance(now, list) else [now]
-            flat_before = [a for pair in before for a in pair] if isinstance(before, list) else [before]
-            same = all(a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
-                       for a, b in zip(flat_now, flat_before))
-            if not same:
-                out.append(Comparison.problem(f"{method}'s input {name}",
-                                              "modified by the call (an implementation must not write to its arguments)"))
-        return out
 
 
 def assert_gradients_close(net, actual, expected, label: str = "") -> None:
