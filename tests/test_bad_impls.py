@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from impls.core import registry as registry_module
 from impls.core.cli import EXIT_ERROR, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,8 +25,11 @@ SHORT_TIMEOUT, DEADLINE = 3, 30
 
 @pytest.fixture(autouse=True)
 def importable(monkeypatch):
-    """tests.bad_impls importable here and in the supervised child (spawn copies sys.path)."""
+    """tests.bad_impls importable here and in the supervised child (spawn copies sys.path); the
+    names each test registers go with its own registry, not into the session's (where the
+    benchmark tests would find them)."""
     monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.setattr(registry_module, "_registry", None)
 
 
 def nnbench_here(capsys, *argv):
