@@ -7,7 +7,6 @@ command line argparse rejects (its usage convention), 1 for anything else nnbenc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import warnings
@@ -16,7 +15,7 @@ from tabulate import tabulate
 
 from .argtypes import implementation, positive_float, positive_int, seed, thread_count
 from .errors import NnbenchError
-from .presets import DEFAULT_SEED, PRESETS, get_preset
+from .presets import DEFAULT_SEED, PRESETS
 from .registry import registry
 from .spec import DTYPES
 
@@ -87,16 +86,16 @@ DATA_HELP = "used as named or refused; default: $NNBENCH_DATA, else the per-user
 IMPL_HELP = "a name from `nnbench list`, or your own as [NAME=]module:Class[(option=value, ...)]"
 
 
-def add_timeouts(parser, step: str, imports: bool = True) -> None:
+def add_timeouts(parser, step: str) -> None:
     """The limits of ``impls.core.isolation``: past one, the implementation's process is stopped
-    and the command ends with one line naming the step."""
+    and the command ends with one line naming the step (``step``: what --timeout bounds; none
+    for a command that only imports)."""
     from .isolation import IMPORT_TIMEOUT, STEP_TIMEOUT
     if step:
         parser.add_argument("--timeout", type=positive_float, default=STEP_TIMEOUT, metavar="SECONDS",
                             help=f"the most {step} may take before it is stopped; default {STEP_TIMEOUT:g}")
-    if imports:
-        parser.add_argument("--import-timeout", type=positive_float, default=IMPORT_TIMEOUT, metavar="SECONDS",
-                            help=f"the most importing an implementation may take; default {IMPORT_TIMEOUT:g}")
+    parser.add_argument("--import-timeout", type=positive_float, default=IMPORT_TIMEOUT, metavar="SECONDS",
+                        help=f"the most importing an implementation may take; default {IMPORT_TIMEOUT:g}")
 
 
 def build_parser() -> argparse.ArgumentParser:
