@@ -37,6 +37,18 @@ def test_list_shows_implementations_and_presets(capsys):
         assert word in out
 
 
+def test_list_imports_no_framework():
+    """`nnbench list` reads the modules instead of importing them (it took seconds of torch, jax,
+    numba and scikit-learn imports); what it reads still says which cannot run here."""
+    code = ("import sys\nfrom impls.core.cli import main\nassert main(['list']) == 0\n"
+            "print('imported:', sorted(m for m in ('torch', 'jax', 'numba', 'sklearn', 'triton') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "imported: []"
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("torch-fast-cuda "))
+    assert " no " in row and "CUDA" in row or " yes " in row and Path("/proc/driver/nvidia/gpus").is_dir(), row
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (["train", "--impl", "nope", "--preset", "nielsen"], "unknown implementation 'nope'"),
     (["check", "nope"], "unknown implementation 'nope'"),

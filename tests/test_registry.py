@@ -76,6 +76,17 @@ def test_specs_split_on_commas_outside_parentheses():
     assert split_specs("a=m:A(x=1, y=2), m:B ,") == ["a=m:A(x=1, y=2)", "m:B"]
 
 
+@pytest.mark.parametrize("label", ["a,b)", "a)b,c", "(", "it's, (x"])
+def test_a_quoted_option_may_hold_commas_and_parentheses(fresh, monkeypatch, label):
+    """Before: a ")" inside a string option ended the options for the splitter, so
+    `$NNBENCH_IMPLS` was rejected as not a spec (or swallowed the next spec)."""
+    monkeypatch.setenv(registry_module.ENV, f"lab=usermod:Configurable(label={label!r}),plain=usermod:Configurable, "
+                                            f'other=usermod:Configurable(label="{label}", scale=3)')
+    assert fresh.create("lab", SPEC).label == label
+    assert fresh.create("other", SPEC).label == label and fresh.create("other", SPEC).scale == 3
+    assert fresh.create("plain", SPEC).label == "x"
+
+
 def test_built_ins_come_from_the_entry_point_table(fresh):
     assert sorted(fresh.names()) == BUILT_IN
     for name in BUILT_IN:

@@ -22,6 +22,9 @@ Tolerances depend on the dtype of the implementation under test (the oracle is f
 - same seed twice: the same arithmetic on the same inputs, so exactly equal (tolerance 0).
 Absolute floors are scaled by the largest |expected| entry so they mean the same for
 a gradient of size 1e-3 as for one of size 10.
+
+Before any value is compared, its structure is (``impls.core.structure``): layer counts,
+shapes, dtypes, and inputs the call must have left untouched.
 """
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ImplementationError
 from .spec import NetworkSpec, init_params
+from .structure import Untouched, dtype_comparison, layers_comparison
 
 TOLERANCES = {
     # dtype: {what: (rtol, atol as a fraction of max |expected|)}
@@ -50,6 +55,21 @@ class Comparison:
     ok: bool
     note: str = ""          # a shape mismatch, NaN where a number was expected, ...
 
+    @classmethod
+    def problem(cls, label: str, note: str) -> Comparison:
+        """A structural failure (a missing layer, a wrong dtype, a modified input): no error to measure."""
+        return cls(label, float("inf"), 0.0, False, note)
+
+    @property
+    def structural(self) -> bool:
+        return not self.ok and self.allowed == 0 and self.error == float("inf") and bool(self.note)
+
+    def describe(self) -> str:
+        if self.structural:
+            return f"{self.label}: {self.note}"
+        return (f"{self.label} differs beyond tolerance: worst |error| {self.error:.3g}, allowed {self.allowed:.3g}"
+                + (f" ({self.note})" if self.note else ""))
+
     @property
     def ratio(self) -> float:
         if not self.ok and self.allowed == 0:
@@ -61,7 +81,7 @@ def compare(actual, expected, dtype: str, what: str, label: str) -> Comparison:
     rtol, atol_frac = TOLERANCES[dtype][what]
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
-        return Comparison(label, float("inf"), 0.0, False, f"shape {actual.shape}, expected {expected.shape}")
+        return Comparison.problem(label, f"shape {actual.shape}, expected {expected.shape}")
     atol = atol_frac * float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
     actual, expected = np.atleast_1d(actual), np.atleast_1d(expected)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -100,8 +120,7 @@ class Result:
         return max(self.comparisons, key=lambda c: c.ratio, default=None)
 
     def message(self) -> str:
-        return "; ".join(f"{c.label} differs beyond tolerance: worst |error| {c.error:.3g}, allowed {c.allowed:.3g}"
-                         + (f" ({c.note})" if c.note else "") for c in self.failed)
+        return "; ".join(c.describe() for c in self.failed)
 
     def require(self) -> Result:
         if not self.ok:
@@ -131,17 +150,22 @@ def gradient_comparisons(net, actual, expected, label: str = "", what: str = "gr
     (cost, grads), (cost_ref, grads_ref) = actual, expected
     dtype = net.spec.dtype
     out = [] if cost_ref is None else [compare(cost, cost_ref, dtype, "forward", f"cost{label}")]
+    out += layers_comparison(grads, grads_ref, f"gradients{label}")
+    if out and out[-1].structural:
+        return out
     for layer, ((nW, nb), (rW, rb)) in enumerate(zip(grads, grads_ref), start=1):
-        out += [compare(nW, rW, dtype, what, f"nabla_W of layer {layer}{label}"),
-                compare(nb, rb, dtype, what, f"nabla_b of layer {layer}{label}")]
+        for name, a, r in ((f"nabla_W of layer {layer}{label}", nW, rW), (f"nabla_b of layer {layer}{label}", nb, rb)):
+            out += dtype_comparison(net, a, name) + [compare(a, r, dtype, what, name)]
     return out
 
 
 def params_comparisons(net, params, expected, label: str, what: str = "params") -> list[Comparison]:
-    out = []
+    out = layers_comparison(params, expected, f"get_params {label}")
+    if out:
+        return out
     for layer, ((W, b), (rW, rb)) in enumerate(zip(params, expected), start=1):
-        out += [compare(W, rW, net.spec.dtype, what, f"W of layer {layer} {label}"),
-                compare(b, rb, net.spec.dtype, what, f"b of layer {layer} {label}")]
+        for name, a, r in ((f"W of layer {layer} {label}", W, rW), (f"b of layer {layer} {label}", b, rb)):
+            out += dtype_comparison(net, a, name) + [compare(a, r, net.spec.dtype, what, name)]
     return out
 
 
@@ -157,41 +181,60 @@ def assert_params_close(net, params, expected, label: str, what: str = "params")
 def check_forward(net, ref, params, X, label="forward", strict=True) -> Result:
     for n in (net, ref):
         n.set_params(params)
-    expected = ref.to_numpy(ref.feedforward(ref.asarray(X)))
-    actual = net.to_numpy(net.feedforward(net.asarray(X)))
-    return _finish(Result(f"{net.name} {label}",
-                          [compare(actual, expected, net.spec.dtype, "forward", "output activations")]), strict)
+    expected = ref.to_numpy(ref.feedforward(ref.asarray(X.copy())))
+    native = net.asarray(X)
+    watch = Untouched(net, X=native)
+    actual = net.to_numpy(net.feedforward(native))
+    comparisons = dtype_comparison(net, actual, "output activations")
+    comparisons += [compare(actual, expected, net.spec.dtype, "forward", "output activations")]
+    return _finish(Result(f"{net.name} {label}", comparisons + watch.comparisons("feedforward")), strict)
 
 
 def check_gradients(net, ref, params, X, y, strict=True) -> Result:
     for n in (net, ref):
         n.set_params(params)
-    comparisons = gradient_comparisons(net, net.gradients(X, y), ref.gradients(X, y))
-    return _finish(Result(f"{net.name} gradients", comparisons), strict)
+    expected = ref.gradients(X.copy(), y.copy())
+    watch = Untouched(net, X=X, y=y, params=params)
+    comparisons = gradient_comparisons(net, net.gradients(X, y), expected)
+    return _finish(Result(f"{net.name} gradients", comparisons + watch.comparisons("backprop")), strict)
 
 
 def check_sgd_step(net, ref, params, X, y, lr: float, strict=True) -> Result:
-    for n in (net, ref):
-        n.set_params(params)
-        n.update_mini_batch(n.asarray(X), n.aslabels(y), lr)
+    ref.set_params(params)
+    ref.update_mini_batch(ref.asarray(X.copy()), ref.aslabels(y.copy()), lr)
+    net.set_params(params)
+    native_X, native_y = net.asarray(X), net.aslabels(y)
+    watch = Untouched(net, X=native_X, y=native_y, params=params)
+    net.update_mini_batch(native_X, native_y, lr)
     comparisons = params_comparisons(net, net.get_params(), ref.get_params(), "after one SGD step")
-    return _finish(Result(f"{net.name} SGD step", comparisons), strict)
+    return _finish(Result(f"{net.name} SGD step", comparisons + watch.comparisons("update_mini_batch")), strict)
 
 
 def check_epoch(net, ref, params, X, y, order, batch_size: int, lr: float, strict=True) -> Result:
     """One epoch over (X, y) in ``order`` from ``params``; pass an order whose length is not a
     multiple of ``batch_size`` to include the book's short last mini-batch."""
     costs = []
-    for n in (net, ref):
+    watch = Untouched(net, X=X, y=y, order=order, params=params)
+    for n, (Xn, yn, on) in ((ref, (X.copy(), y.copy(), order.copy())), (net, (X, y, order))):
         n.set_params(params)
-        n.set_training_data(X, y)
-        cost = n.train_epoch(order, batch_size, lr)
+        n.set_training_data(Xn, yn)
+        cost = n.train_epoch(on, batch_size, lr)
         n.sync()
-        costs.append(float(cost))
+        costs.append(cost_value(n, cost, "train_epoch"))
     # Differences compound over the epoch's steps, so compare with the gradient tolerance.
-    comparisons = [compare(costs[0], costs[1], net.spec.dtype, "gradient", "epoch cost")]
+    comparisons = [compare(costs[1], costs[0], net.spec.dtype, "gradient", "epoch cost")]
     comparisons += params_comparisons(net, net.get_params(), ref.get_params(), "after one epoch", "gradient")
-    return _finish(Result(f"{net.name} epoch", comparisons), strict)
+    return _finish(Result(f"{net.name} epoch", comparisons + watch.comparisons("train_epoch")), strict)
+
+
+def cost_value(net, cost, method: str) -> float:
+    """A cost an implementation returned, as a float; ImplementationError naming the method
+    otherwise (``None`` from a ``train_epoch`` that forgot its ``return``, a list, a string)."""
+    try:
+        return float(net.to_numpy(cost) if cost is not None and not isinstance(cost, (int, float)) else cost)
+    except (TypeError, ValueError):
+        raise ImplementationError(f"{net.name}: {method} returned {repr(cost)[:60]}, not the mean cost "
+                                  "(a number)") from None
 
 
 def check_finite_differences(net, params, X, y, strict=True) -> Result:

@@ -13,7 +13,14 @@ are justified there):
     same seed            two 2-epoch runs from one seed give identical parameters
 then, on real MNIST (skipped, saying why, without it), one epoch of a preset from the default
 seed must reach the preset's sanity accuracy. Every check is one line with its worst error and
-the tolerance there; the tests and the benchmarks call the same check functions.
+the tolerance there; the tests and the benchmarks call the same check functions. Every check
+also verifies structure (layers, shapes, dtypes) and that no call modified its inputs
+(``impls.core.check``); an implementation none of whose checks ran (it declines every network,
+or declares no dtypes) does not conform.
+
+``nnbench check`` runs it all in the supervised child process of ``impls.core.isolation``
+(``impls.core.jobs.check``), which hears of each check before it starts, so a check that hangs
+or ends the process is stopped and named (docs/conformance.md).
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import numpy as np
 
 from .check import (Result, check_epoch, check_finite_differences, check_forward, check_gradients,
                     check_sgd_step, compare, params_comparisons, random_problem)
-from .errors import DataError, NnbenchError, UnsupportedError
+from .errors import DataError, NnbenchError, UnavailableError, UnsupportedError
 from .presets import DEFAULT_SEED, PRESETS
 from .registry import create, registry
 from .spec import NetworkSpec
@@ -56,8 +63,13 @@ def _line(result: Result, check: str, network: str) -> Line:
                 "" if result.ok else result.message())
 
 
-def _guard(check: str, network: str, fn) -> Line:
+def _quiet(what: str) -> None:
+    """Where no supervisor listens (a test calling the checks directly), phases go nowhere."""
+
+
+def _guard(check: str, network: str, fn, progress=_quiet) -> Line:
     """Run one check; an exception inside the implementation is that check's failure, not a crash."""
+    progress(f"the {check} check ({network})")
     try:
         return fn()
     except UnsupportedError as exc:
@@ -66,30 +78,31 @@ def _guard(check: str, network: str, fn) -> Line:
         return Line(check, network, "FAIL", note=f"raised {type(exc).__name__}: {exc}")
 
 
-def network_checks(name: str, spec: NetworkSpec) -> list[Line]:
+def network_checks(name: str, spec: NetworkSpec, progress=_quiet, construct=create) -> list[Line]:
     label = spec.describe()
+    progress(f"constructing it for {label}")
     try:
-        net = create(name, spec)
+        net = construct(name, spec)
     except UnsupportedError as exc:
         return [Line("all", label, "skip", note=str(exc))]
+    except UnavailableError as exc:     # a constructor that raised: this network's failure
+        return [Line("construct", label, "FAIL", note=str(exc))]
     ref = create(REFERENCE, spec.with_dtype("float64"))
     params, X, y = random_problem(spec, seed=1, batch=7)
     order = np.random.default_rng(5).permutation(EPOCH_EXAMPLES)
     _, Xe, ye = random_problem(spec, seed=4, batch=EPOCH_EXAMPLES)
-    lines = [
-        _guard("forward", label, lambda: _line(check_forward(net, ref, params, X, strict=False), "forward", label)),
-        _guard("gradients", label, lambda: _line(check_gradients(net, ref, params, X, y, strict=False),
-                                                 "gradients", label)),
-        _guard("SGD step", label, lambda: _line(check_sgd_step(net, ref, params, X, y, LR, strict=False),
-                                                "SGD step", label)),
-        _guard("epoch", label, lambda: _line(check_epoch(net, ref, params, Xe, ye, order, EPOCH_BATCH, LR,
-                                                         strict=False), "epoch (short last batch)", label)),
-        _guard("same seed", label, lambda: _same_seed(name, spec, label)),
+    checks = [
+        ("forward", lambda: _line(check_forward(net, ref, params, X, strict=False), "forward", label)),
+        ("gradients", lambda: _line(check_gradients(net, ref, params, X, y, strict=False), "gradients", label)),
+        ("SGD step", lambda: _line(check_sgd_step(net, ref, params, X, y, LR, strict=False), "SGD step", label)),
+        ("epoch", lambda: _line(check_epoch(net, ref, params, Xe, ye, order, EPOCH_BATCH, LR, strict=False),
+                                "epoch (short last batch)", label)),
+        ("same seed", lambda: _same_seed(name, spec, label)),
     ]
-    return lines
+    return [_guard(check, label, fn, progress) for check, fn in checks]
 
 
-def finite_difference_lines(name: str) -> list[Line]:
+def finite_difference_lines(name: str, progress=_quiet) -> list[Line]:
     lines = []
     for _, hidden, output in NETWORKS[:2]:
         spec = NetworkSpec(FD_SIZES, hidden, output, "float64")
@@ -99,7 +112,7 @@ def finite_difference_lines(name: str) -> list[Line]:
             net = create(name, spec)
             params, X, y = random_problem(spec, seed=7, batch=4, init="normal")
             return _line(check_finite_differences(net, params, X, y, strict=False), "finite differences", label)
-        lines.append(_guard("finite differences", label, run))
+        lines.append(_guard("finite differences", label, run, progress))
     return lines
 
 
@@ -124,15 +137,26 @@ def _same_seed(name: str, spec: NetworkSpec, label: str) -> Line:
     return _line(Result("same seed", comparisons), "same seed twice", label)
 
 
-def mnist_sanity(name: str, data_dir=None) -> Line:
+def load_mnist(data_dir=None):
+    """MNIST for the sanity check, or the reason it is skipped; a directory the user named is
+    used or refused (DataError), never skipped."""
     from .mnist import load_dataset, named_dir
-    from .train import train
     try:
-        data = load_dataset(data_dir)
+        return load_dataset(data_dir)
     except DataError as exc:
-        if named_dir(data_dir):     # a directory the user named is used or refused, never skipped
+        if named_dir(data_dir):
             raise
-        return Line("MNIST, 1 epoch", "-", "skip", note=f"no MNIST here ({exc})")
+        return f"no MNIST here ({exc})"
+
+
+def mnist_sanity(name: str, data, progress=_quiet) -> Line:
+    """One epoch of the first preset ``name`` computes, from the default seed, on ``data`` (a
+    Dataset, or the reason there is none): at least the preset's sanity accuracy."""
+    from .train import train
+    if isinstance(data, str):
+        return Line("MNIST, 1 epoch", "-", "skip", note=data)
+    if not registry().load(name)[0].dtypes:
+        return Line("MNIST, 1 epoch", "-", "skip", note="declares no dtypes")
     for preset in (PRESETS["relu"], PRESETS["nielsen"]):
         cls, options, _ = registry().load(name)
         spec = preset.spec(cls.dtypes[0])
@@ -146,23 +170,38 @@ def mnist_sanity(name: str, data_dir=None) -> Line:
             return Line("MNIST, 1 epoch", label, "pass" if acc >= preset.sanity else "FAIL", f"{acc:.2%}",
                         f">= {preset.sanity:.0%}", f"MNIST from {data.source}" if acc >= preset.sanity
                         else "test accuracy below the sanity bar")
-        return _guard("MNIST, 1 epoch", label, run)
+        return _guard("MNIST, 1 epoch", label, run, progress)
     return Line("MNIST, 1 epoch", "-", "skip", note="declines every preset's network")
 
 
-def run_checks(name: str, data_dir=None, mnist: bool = True) -> list[Line]:
-    """Every check of ``name``, in order; UnavailableError if it cannot run here at all."""
+def run_checks(name: str, data=None, mnist: bool = True, progress=_quiet, construct=create) -> list[Line]:
+    """Every check of ``name``, in order (``data``: a Dataset, the reason there is none, or None
+    to load it here); NnbenchError if it cannot run here at all."""
     cls, options, reason = registry().load(name)
     if reason:
         raise NnbenchError(f"implementation {name!r} is unavailable: {reason}")
-    lines = []
+    lines = [] if cls.dtypes else [Line("all", "-", "skip", note=f"it declares no dtypes ({cls.__name__}.dtypes = ())")]
     for sizes, hidden, output in NETWORKS:
         for dtype in cls.dtypes:
-            lines += network_checks(name, NetworkSpec(sizes, hidden, output, dtype))
+            lines += network_checks(name, NetworkSpec(sizes, hidden, output, dtype), progress, construct)
     if "float64" in cls.dtypes:
-        lines += finite_difference_lines(name)
+        lines += finite_difference_lines(name, progress)
     else:
         lines.append(Line("finite differences", "-", "skip", note="needs float64, which this implementation lacks"))
     if mnist:
-        lines.append(mnist_sanity(name, data_dir))
+        if data is None:
+            progress("loading MNIST")
+            data = load_mnist()
+        lines.append(mnist_sanity(name, data, progress))
     return lines
+
+
+def nothing_verified(lines: list[Line]) -> str | None:
+    """Why a run of checks proves nothing (no check of a network passed or failed), or None. An
+    implementation that declines every network, or declares ``dtypes = ()``, would otherwise
+    'pass all 0 checks'."""
+    if any(l.verdict != "skip" for l in lines if l.check != "MNIST, 1 epoch"):
+        return None
+    reasons = [l.note for l in lines if l.verdict == "skip" and l.note]
+    return ("no check ran: " + (reasons[0] if reasons else "it declares no dtypes (dtypes = ())")
+            + "; an implementation must compute at least one of the checked networks")

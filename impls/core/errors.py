@@ -32,3 +32,9 @@ class UnsupportedError(ConfigError):
     The one refusal that suites, tests and tables turn into a skip with the reason:
     raise it from ``Network.unsupported_reason`` (preferred: asked before constructing)
     or from the constructor. Any other exception from a constructor is a failure."""
+
+
+class ImplementationError(NnbenchError):
+    """An implementation broke the interface: raised in a method, returned what no caller can use
+    (a ``None`` cost), or declares nothing it could run. The message names the implementation
+    and the method."""

@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, UnavailableError, UnsupportedError
+from .errors import ConfigError, ImplementationError, UnavailableError, UnsupportedError
 
 GROUP = "nnbench.implementations"
 ENV = "NNBENCH_IMPLS"
@@ -80,11 +80,22 @@ def parse_spec(text: str, source: str) -> Entry:
 
 
 def split_specs(text: str) -> list[str]:
-    """Comma-separated specs; commas inside parentheses belong to the options."""
-    parts, depth, start = [], 0, 0
+    """Comma-separated specs; commas and parentheses inside the options' parentheses, or inside
+    a quoted option value (``label="a,b)"``), belong to the options."""
+    parts, depth, start, quote, escaped = [], 0, 0, None, False
     for i, ch in enumerate(text):
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
+        if quote:                       # inside a string literal: only its closing quote counts
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "()":
+            depth += 1 if ch == "(" else -1
+        elif ch == "," and depth == 0:
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
@@ -231,6 +242,9 @@ def default_dtype(name: str) -> str:
     cls, _, reason = registry().load(name)
     if cls is None:
         raise UnavailableError(f"implementation {name!r} is unavailable: {reason}")
+    if not cls.dtypes:
+        raise ImplementationError(f"implementation {name!r} declares no dtypes ({cls.__name__}.dtypes is empty): "
+                                  "nothing it could be trained in")
     return cls.dtypes[0]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import threads as thread_pools
+from .check import cost_value
 from .divergence import Chance, check_finite, collapse, diverged
 from .errors import DataError
 from .mnist import Dataset
@@ -86,7 +87,7 @@ def timed_epoch(net, order, batch_size: int, lr: float, *, epoch: int = 1) -> tu
     cost = net.train_epoch(order, batch_size, lr)
     net.sync()
     seconds = time.perf_counter() - start
-    cost = float(cost)
+    cost = cost_value(net, cost, "train_epoch")
     check_finite(cost, epoch, lr)
     return seconds, cost
 
@@ -131,10 +132,16 @@ class RunResult:
         return None
 
 
+def _quiet(what: str) -> None:
+    """No supervisor listening (``impls.core.isolation``): phases go nowhere."""
+
+
 def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None = None,
-          on_epoch=None) -> RunResult:
+          on_epoch=None, progress=_quiet, warm_up=None) -> RunResult:
     """Train ``net`` on ``preset`` from seed ``seed``; call ``on_epoch(record)`` after each epoch.
-    The network is warmed up (``warm_up``) for the run's shapes before the first epoch.
+    The network is warmed up (``warm_up``) for the run's shapes before the first epoch;
+    ``warm_up(net, batch, n)`` replaces that call (to announce compiling), and ``progress(what)``
+    hears of each step before it starts (so a supervisor can bound it).
 
     Raises DivergedError at the first epoch that diverged by the one rule (``divergence``):
     a non-finite cost before evaluating, a cost blown up or a collapse after ``on_epoch``
@@ -142,11 +149,13 @@ def train(net, preset: Preset, data: Dataset, *, seed: int, epochs: int | None =
     """
     run = build(net.name, preset, data, seed=seed, net=net)
     batch = preset.batch(len(run.X))
-    net.warm_up(batch, len(run.X))          # compiling is never part of an epoch's time
+    progress("warming up")
+    (warm_up or type(net).warm_up)(net, batch, len(run.X))     # compiling is never part of an epoch's time
     updates = math.ceil(len(run.X) / batch)
     chance = Chance.of(preset.output, run.y, data.y_test, preset.sizes[-1])
     result = RunResult(net.name, preset.name, seed, preset.target, threads=thread_pools.info(net))
     for epoch in range(1, (epochs or preset.epochs) + 1):
+        progress(f"epoch {epoch}")
         seconds, cost = timed_epoch(net, run.order(), batch, preset.lr, epoch=epoch)
         record = EpochRecord(epoch, seconds, cost, net.evaluate(data.X_test, data.y_test))
         result.history.append(record)
