@@ -37,6 +37,15 @@ def test_list_shows_implementations_and_presets(capsys):
         assert word in out
 
 
+def test_list_reads_a_gpu_backend_as_needing_a_gpu(capsys, monkeypatch, tmp_path):
+    """torch-ddp-cuda names no device but the NCCL backend, which runs only on NVIDIA GPUs."""
+    from impls.core import probe
+    monkeypatch.setattr(probe, "NVIDIA", tmp_path / "absent")
+    code, out, _ = run(capsys, "list")
+    row = next(line for line in out.splitlines() if line.startswith("torch-ddp-cuda "))
+    assert code == 0 and " no " in row and "no CUDA device" in row
+
+
 def test_list_imports_no_framework():
     """`nnbench list` reads the modules instead of importing them (it took seconds of torch, jax,
     numba and scikit-learn imports); what it reads still says which cannot run here."""

@@ -23,7 +23,9 @@ from .errors import NnbenchError
 from .isolation import Limits, StoppedError, supervise
 from .registry import Entry, registry
 
-GPU_DEVICES = ("cuda", "gpu")
+#: option values that need an NVIDIA GPU: a device, or a collective backend (NCCL) that runs only on one
+GPU_DEVICES = ("cuda", "gpu", "nccl")
+DEVICE_OPTIONS = ("device", "backend")
 NVIDIA = Path("/proc/driver/nvidia/gpus")
 
 
@@ -61,12 +63,13 @@ def _top_level_imports(tree: ast.Module):
 
 
 def _literal_device(tree: ast.Module, attr: str):
-    """``device=...`` of ``attr = Implementation(Class, device="cuda")`` in the module, if literal."""
+    """``device=...`` (or ``backend=...``) of ``attr = Implementation(Class, device="cuda")`` in the
+    module, if literal."""
     for node in tree.body:
         if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in node.targets)
                 and isinstance(node.value, ast.Call)):
             for kw in node.value.keywords:
-                if kw.arg == "device" and isinstance(kw.value, ast.Constant):
+                if kw.arg in DEVICE_OPTIONS and isinstance(kw.value, ast.Constant):
                     return kw.value.value
     return None
 
@@ -93,7 +96,7 @@ def static_reason(entry: Entry) -> str | None:
             continue
         if importlib.util.find_spec(top) is None:
             return f"needs the Python package {top!r} (pip install {top})"
-    device = entry.options.get("device", _literal_device(tree, attr))
+    device = next((entry.options[k] for k in DEVICE_OPTIONS if k in entry.options), None) or _literal_device(tree, attr)
     if device in GPU_DEVICES and not gpu_visible():
         return f"no CUDA device: the kernel shows no NVIDIA GPU ({NVIDIA} is {'empty' if NVIDIA.is_dir() else 'absent'})"
     return None
