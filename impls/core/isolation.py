@@ -133,7 +133,10 @@ def supervise(impl: str, job: str, payload: dict, limits: Limits, on_message=Non
     outlives that phase's limit or ends without finishing; the child's own errors come back as
     NnbenchError with their message."""
     receive, conn = CONTEXT.Pipe(duplex=False)
-    process = CONTEXT.Process(target=_child, args=(conn, job, payload, _registrations(), os.getpid()), daemon=True,
+    # not a daemon: an implementation may start processes of its own (torch-ddp's ranks), which
+    # multiprocessing forbids a daemon; the finally below ends the child, and the kernel does when
+    # this process dies (_die_with_parent)
+    process = CONTEXT.Process(target=_child, args=(conn, job, payload, _registrations(), os.getpid()), daemon=False,
                               name=f"nnbench: {impl}")
     process.start()
     conn.close()
