@@ -132,3 +132,22 @@ def test_a_session_stopped_by_maxfail_is_marked_too(session, tmp_path):
     assert code == 1, out
     stopped = json.loads((tmp_path / "run.json").read_text())["nnbench"]["stopped"]
     assert stopped == {"reason": "stopping after 1 failures", "tests_run": 2, "tests_collected": 3}
+
+
+def test_the_cpu_of_a_live_child_is_this_processs_own_not_another_processs():
+    """An implementation's own workers (torch-ddp's ranks) burn CPU in child processes that are still
+    alive when a benchmark ends: the contention measure must count them as this process's work, or
+    every such row is flagged as 'other processes took the CPUs'."""
+    from bench.harness.plugin import _cpu_clock
+    if _cpu_clock() is None:
+        pytest.skip("no /proc/stat: not Linux")
+    burn = "import sys, time\nwhile time.process_time() < 0.6: pass\nprint('burnt', flush=True)\ntime.sleep(30)\n"
+    start = _cpu_clock()
+    child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "burnt"
+        end = _cpu_clock()
+    finally:
+        child.kill()
+        child.wait()
+    assert end[2] - start[2] >= 0.5, "the live child's CPU seconds were not counted as this process's"

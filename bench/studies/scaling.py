@@ -23,7 +23,6 @@ import numpy as np
 from tabulate import tabulate
 
 from impls.core.check import check_sgd_step
-from impls.core.distributed import rank_cpu_seconds
 from impls.core.presets import PRESETS
 from impls.core.registry import create, registry
 from impls.core.threads import usable_cpus
@@ -110,7 +109,7 @@ def run(ctx) -> Output:
     def timed(r, m):
         return r.net.run_on_ranks(_time_step, m, args.seconds, args.repeats)
 
-    clock, ranks_cpu = _cpu_clock(), rank_cpu_seconds()
+    clock = _cpu_clock()
     # alpha and beta, on the largest world
     probe = ready(PRESETS["relu"], top)
     floats = [4 ** k for k in range(int(math.log(max(args.largest_message // 4, 1), 4)) + 1)]
@@ -186,9 +185,8 @@ def run(ctx) -> Output:
     plots = {"scaling-speedup.png": _plot_speedup(cells, args, worlds),
              "scaling-split.png": _plot_split(cells, args, worlds),
              "scaling-crossover.png": _plot_crossover(args.batch_sizes, measured, srows, m_star, top)}
-    share, end = other_processes_share(clock), _cpu_clock()
-    if share is not None:       # the ranks are this run's, not others'
-        share = max(0.0, share - (rank_cpu_seconds() - ranks_cpu) / ((end[0] - clock[0]) * usable_cpus()))
+    share = other_processes_share(clock)      # the ranks, this process's children, count as its own
+    if share is not None:
         text += (f"\nOther processes used {share:.0%} of the machine's CPU time during this run"
                  + (": they competed with the ranks, so read single cells with care." if share > OTHERS_WARN
                     else ".") + "\n")

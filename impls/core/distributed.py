@@ -280,21 +280,6 @@ def ranks(world: int, backend: str, port: int = 0, timeout: float = DEFAULT_TIME
     return _local[key]
 
 
-def rank_cpu_seconds() -> float:
-    """CPU seconds the local ranks have used so far (Linux /proc; 0 elsewhere): a timing run
-    counts them as its own when it asks how much CPU other processes took."""
-    ticks = 0
-    for local in _local.values():
-        for proc in local.procs:
-            try:
-                with open(f"/proc/{proc.pid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])          # utime, stime
-            except (OSError, ValueError, IndexError):
-                pass
-    return ticks / os.sysconf("SC_CLK_TCK") if ticks else 0.0
-
-
 @atexit.register
 def shutdown() -> None:
     """Stop every set of local ranks (at exit; and whenever a caller wants nothing left running)."""
