@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from background import Background
 from bench.gpu.outcome import junit_counts
 from bench.gpu.steps import Step, run
 
@@ -30,16 +31,24 @@ def gpu_run(*args, **kw):
                           env={**os.environ, "PYTHONPATH": str(REPO)}, **kw)
 
 
+# The dry run (about a minute) starts when collection ends and runs beside the other tests
+# (tests/background.py); the tests that read it await it, last. MNIST: $NNBENCH_DATA or the cache.
+DRY_RUN = Background("gpu-dry-run", "-m", "bench.gpu_run", "--dry-run", "--out", "{root}/out", "--step-budget", "tests=1",
+                     "--check", "torch-fast-cpu", "--check", "no-such-impl")
+awaits_dry_run = pytest.mark.background(DRY_RUN)
+
+
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory, mnist):
+def dry_run(mnist):
     pytest.importorskip("triton", reason="the dry run's fused step runs Triton's interpreter")
-    out = tmp_path_factory.mktemp("gpu-run")
-    proc = gpu_run("--dry-run", "--out", str(out), "--data", str(mnist.source), "--step-budget", "tests=1",
-                   "--check", "torch-fast-cpu", "--check", "no-such-impl", timeout=600)
+    proc = DRY_RUN.result(timeout=600)
+    out = DRY_RUN.root / "out"
+    proc.stderr = proc.stdout                      # one stream: the background run's output file
     summary = json.loads((out / "summary.json").read_text())
     return proc, out, summary, {s["name"]: s for s in summary["steps"]}
 
 
+@awaits_dry_run
 def test_dry_run_writes_every_artefact_flat_and_small(dry_run):
     proc, out, _, _ = dry_run
     # nothing else, no folder: what a device hands back; the cut tests step left no JUnit file
@@ -48,6 +57,7 @@ def test_dry_run_writes_every_artefact_flat_and_small(dry_run):
     assert proc.returncode == 1, proc.stderr                  # a cut and a failed step: not a clean run
 
 
+@awaits_dry_run
 def test_a_cut_step_says_so_and_a_failing_one_stops_nothing(dry_run):
     _, out, _, steps = dry_run
     assert steps["tests"]["status"] == "cut" and "ran out of its 1 s budget" in steps["tests"]["note"]
@@ -61,6 +71,7 @@ def test_a_cut_step_says_so_and_a_failing_one_stops_nothing(dry_run):
     assert "unknown implementation 'no-such-impl'" in log and "===== tests: cut" in log
 
 
+@awaits_dry_run
 def test_summary_printed_last_and_written(dry_run):
     proc, out, summary, _ = dry_run
     md = (out / "summary.md").read_text()
@@ -72,6 +83,7 @@ def test_summary_printed_last_and_written(dry_run):
     assert summary["machine"].endswith("-dry-run") and summary["seconds"] < summary["budget"]
 
 
+@awaits_dry_run
 def test_environment_names_what_cannot_run_and_why(dry_run):
     _, out, summary, _ = dry_run
     facts = json.loads((out / "environment.json").read_text())
@@ -83,6 +95,7 @@ def test_environment_names_what_cannot_run_and_why(dry_run):
         assert "`torch-fast-cuda` cannot run here: no CUDA device" in (out / "summary.md").read_text()
 
 
+@awaits_dry_run
 def test_fused_targets_measured_with_their_bounds(dry_run):
     _, out, _, _ = dry_run
     fused = json.loads((out / "fused.json").read_text())
@@ -96,6 +109,7 @@ def test_fused_targets_measured_with_their_bounds(dry_run):
     assert targets["relu"]["detail"]["seeds"][0]["status"] in ("reached", "missed")
 
 
+@awaits_dry_run
 def test_suites_are_one_machines_run_the_report_renders(dry_run, tmp_path):
     _, out, summary, _ = dry_run
     run_json = json.loads((out / "benchmark.json").read_text())
