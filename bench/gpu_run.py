@@ -76,7 +76,7 @@ def parse_args(argv):
     if args.processes < 1:
         p.error("--processes must be 1 or more")
     if args.machine:
-        from bench.harness.machine import check_label
+        from bench.harness.host import check_label
         try:
             check_label(args.machine)
         except ValueError as exc:
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     if "label" in facts:
         label = facts["label"]
     else:                  # the facts step died early: the same label, asked here (it imports no framework)
-        from bench.harness.machine import this_label
+        from bench.harness.host import this_label
         label = this_label()
     args.machine = r.summary["machine"] = args.machine or (label[:72] + "-dry-run" if args.dry_run else label)
     r.summary["environment"] = environment(facts, status)

@@ -80,7 +80,7 @@ def provenance(args, info: dict) -> str:
 
     from tabulate import tabulate
 
-    from .report.machine import machine_rows
+    from .report.host_table import machine_rows
     from .studies.__main__ import _git
     rows = [("command", f"`{args.command}`"),
             ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")),

@@ -153,7 +153,7 @@ def workload(args):
 
 
 def worker(args) -> int:
-    from .harness.machine import describe
+    from .harness.host import describe
     from .harness.timing import device_of
     from .studies import user_failure
     try:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .harness import compare
 from .harness.children import STOP_SIGNALS, Stopped, stop, supervise
-from .harness.machine import check_label, label_of, this_label
+from .harness.host import check_label, label_of, this_label
 from .harness.phases import MODES
 from .harness.processes import died, merge, plan
 from .report.writing import WriteError, check_writable, write_file

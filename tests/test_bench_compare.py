@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.harness import compare
-from bench.harness.machine import check_label, default_label, label_of
+from bench.harness.host import check_label, default_label, label_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -177,7 +177,7 @@ def test_history_is_kept_per_machine_label_with_round_times(session):
     code, out = session(0.3, "--benchmark-autosave")                   # the default label: this machine's
     assert code == 0, out
     [other] = [p.name for p in session.storage.iterdir() if p.name != "laptop"]
-    from bench.harness.machine import this_label
+    from bench.harness.host import this_label
     assert other == this_label() and other != "vm"
 
 

@@ -2,7 +2,7 @@
 
 The GPU and driver (``nvidia-smi``), torch with its CUDA and cuDNN, Triton, JAX with its devices
 and default float32 matmul precision, Numba with its CUDA target, Python; the machine as every
-benchmark records it (``bench.harness.machine.describe``) and its label; MNIST; and every
+benchmark records it (``bench.harness.host.describe``) and its label; MNIST; and every
 registered implementation with the reason it cannot run here. A library that is missing or fails
 to import is a fact like any other: it is written down, never raised.
 """
@@ -84,7 +84,7 @@ def data_facts(data: str | None) -> dict:
 def gather(out: Path, data: str | None = None) -> dict:
     """Every fact, the file rewritten after each: what the run needs most (the label, which
     implementations can run) comes first, so a step cut half-way still leaves it."""
-    from bench.harness.machine import describe, this_label, version
+    from bench.harness.host import describe, this_label, version
     from impls.core.registry import available
     sections = {
         "python": lambda: f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",

@@ -45,7 +45,7 @@ from impls.core.presets import PRESETS
 from impls.core.threads import usable_cpus
 
 from . import compare
-from .machine import check_label, describe, label_of, this_label
+from .host import check_label, describe, label_of, this_label
 from .memory import session_peak
 from .phases import MODES
 from .timing import OTHERS_WARN, measured_peak

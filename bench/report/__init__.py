@@ -30,7 +30,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import machines
+from . import side_by_side
 from .plots import plot_names, plots
 from .reading import ReportError, Run, Timing, load
 from .tables import FAILED, render
@@ -70,12 +70,12 @@ def build_machines(sources, out_dir, relative_to=None, command=None, beside=()) 
     """Render the comparison of several machines' runs (files, or folders of one sub-folder per machine);
     ``beside``: folders of machines (``--with results/``) whose runs join them, except a machine already
     given, whose given run wins: a new machine's run rendered next to the committed ones."""
-    from ..harness.machine import this_label
+    from ..harness.host import this_label
     out_dir = Path(out_dir)
     paths, others = [], []
     for source in map(Path, sources):
         if source.is_dir():
-            found, extra = machines.machine_folders(source)
+            found, extra = side_by_side.machine_folders(source)
             if not found:
                 raise ReportError(f"{source}: no machine's run in it (expected <machine>/benchmark.json or "
                                   "<machine>/NNNN_*.json)")
@@ -87,16 +87,16 @@ def build_machines(sources, out_dir, relative_to=None, command=None, beside=()) 
     for folder in map(Path, beside):
         if not folder.is_dir():
             raise ReportError(f"--with {folder}: not a folder of machines (such as results/)")
-        if not (found := machines.machine_folders(folder)[0]):
+        if not (found := side_by_side.machine_folders(folder)[0]):
             raise ReportError(f"--with {folder}: no machine's run in it (expected <machine>/benchmark.json)")
         for path in found:
             if (run := load(path)).label not in {r.label for r in runs}:
                 runs.append(run)
                 paths.append(path)
-    machines.check_distinct(runs, [str(p) for p in paths])
-    base = machines.choose_base(runs, relative_to, this_label())
-    links = {r.label: target for r, p in zip(runs, paths) if (target := machines.link(p, out_dir))}
-    files = machines.render(runs, base, links, command or "python -m bench.report", others)
+    side_by_side.check_distinct(runs, [str(p) for p in paths])
+    base = side_by_side.choose_base(runs, relative_to, this_label())
+    links = {r.label: target for r, p in zip(runs, paths) if (target := side_by_side.link(p, out_dir))}
+    files = side_by_side.render(runs, base, links, command or "python -m bench.report", others)
     write_all(out_dir, files)
     return sorted(files), runs
 

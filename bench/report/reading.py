@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..harness.machine import check_label, label_of
+from ..harness.host import check_label, label_of
 from ..harness.phases import REFERENCE
 from ..harness.timing import spread
 
@@ -61,7 +61,7 @@ class Run:
     commit: dict
     datetime: str
     impls: list[str] = field(default_factory=list)
-    label: str = ""                  # the machine label (bench/harness/machine.py)
+    label: str = ""                  # the machine label (bench/harness/host.py)
 
     def outcome(self, phase, impl, **params) -> dict | None:
         for o in self.meta.get("outcomes", []):

@@ -6,7 +6,7 @@ from tabulate import tabulate
 from ..harness.phases import BATCH_PHASES, PHASES, REFERENCE
 from ..harness.timing import FEW_ROUNDS, OTHERS_WARN, UNSTABLE, fmt_time
 from .answer import TTA, answer_rows, answer_table, compact, duration, para, speed_order, tta_answer_rows
-from .machine import machine_section
+from .host_table import machine_section
 from .memory import fmt_bytes, memory_notes, memory_of, memory_tables, peak_cell
 from .reading import Run, Timing
 

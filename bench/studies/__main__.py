@@ -21,8 +21,8 @@ from impls.core.registry import available
 from impls.core.threads import usable_cpus
 from impls.core.train import build
 
-from ..harness.machine import describe
-from ..report.machine import machine_rows
+from ..harness.host import describe
+from ..report.host_table import machine_rows
 from ..report.writing import write_all
 from . import studies, user_failure
 

@@ -3,7 +3,7 @@ speedup relative to one chosen machine), each machine's description, and a plot.
 
     python -m bench.report A.json B.json ... --out DIR      (or a folder of machines: results/)
 
-A machine is a run's label (``nnbench.machine``, bench/harness/machine.py): one run per label.
+A machine is a run's label (``nnbench.machine``, bench/harness/host.py): one run per label.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES, PHASES
 from .answer import compact, para, passed, ratio, timing_text
-from .machine import machine_section
+from .host_table import machine_section
 from .memory import memory_of, peak_cell
 from .reading import BASELINES, ReportError, Run
 from .tables import (FAILED, HEADLINE_BATCHES, HEADLINE_MEMORY_BATCHES, TTA, batch_label, batches, epoch_seconds, fmt_s, fmt_spread, fmt_time,

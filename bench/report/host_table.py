@@ -8,7 +8,7 @@ from .reading import Run
 
 
 def machine_rows(nn: dict) -> list[tuple[str, str]]:
-    """The machine as ``bench.harness.machine.describe()`` recorded it, as table rows."""
+    """The machine as ``bench.harness.host.describe()`` recorded it, as table rows."""
     # threadpoolctl reports no version/architecture for OpenMP runtimes: show what is known,
     # and the library file, which tells torch's bundled libgomp from the system one numba uses.
     blas = "; ".join(" ".join(str(b[k]) for k in ("internal_api", "version") if b.get(k))

@@ -1,4 +1,4 @@
-"""What decides the speed of this code, for the record beside every benchmark and study:
+"""What decides the speed of this code, on this host, for the record beside every benchmark and study:
 CPU, cores, thread pools, BLAS, library versions, GPU. Asking imports nothing new (no torch)."""
 from __future__ import annotations
 
