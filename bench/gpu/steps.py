@@ -14,8 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-#: how long a cut step's process group gets between SIGTERM and SIGKILL
-GRACE_SECONDS = 5.0
+from bench.harness import children
+
 #: a step never starts with less than this: it could not even import its libraries
 MIN_SECONDS = 1.0
 
@@ -54,17 +54,11 @@ def run(step: Step, log: Path) -> Step:
         fh.write(f"\n===== {step.name}: {' '.join(step.command)} (budget {step.budget:.0f} s)\n")
         fh.flush()
         began = time.monotonic()
-        proc = subprocess.Popen(step.command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
         try:
-            step.returncode = proc.wait(timeout=step.budget)
-        except subprocess.TimeoutExpired:
-            _stop_group(proc)
-            step.returncode = proc.returncode
+            step.returncode = children.supervise(step.command, step.budget, stdout=fh, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.DEVNULL, env=env)
+        except subprocess.TimeoutExpired:        # its whole process group was ended
             step.status, step.note = "cut", f"ran out of its {step.budget:.0f} s budget and was stopped"
-        except KeyboardInterrupt:
-            _stop_group(proc)
-            raise
         step.seconds = time.monotonic() - began
         if step.status != "cut":
             step.status = "passed" if step.returncode == 0 else "failed"
@@ -73,25 +67,6 @@ def run(step: Step, log: Path) -> Step:
         fh.write(f"===== {step.name}: {step.status} after {step.seconds:.1f} s"
                  + (f" ({step.note})" if step.note else "") + "\n")
     return step
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM to the step's whole process group, SIGKILL after ``GRACE_SECONDS``."""
-    for sig, wait in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            if sig == signal.SIGTERM:
-                os.killpg(proc.pid, signal.SIGKILL)     # children the leader left behind
-            break
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            break
-    proc.wait()
 
 
 def _why(code: int) -> str:
