@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import ImplementationError, NnbenchError
+from .errors import ImplementationError, NnbenchError, UnsupportedError
 from .isolation import compiling, where_it_raised
-from .registry import create, default_dtype, registry
+from .registry import create, default_dtype, registry, unsupported
 
 
 def _import(channel, name: str):
@@ -60,6 +60,9 @@ def train(channel, impl: str, preset: str, changes: dict, dtype, threads, data_d
     preset = dataclasses.replace(get_preset(preset), **changes)
     cls = _import(channel, impl)
     spec = preset.spec(dtype or default_dtype(impl))
+    why = unsupported(impl, spec)           # before the data: a refusal needs no MNIST
+    if why:
+        raise UnsupportedError(f"implementation {impl!r} declines {spec.describe()}: {why}")
     channel.phase("loading MNIST")
     data = load_dataset(data_dir)
     channel.phase(f"constructing it for {spec.describe()}")
