@@ -15,20 +15,23 @@ NAME   ?=
 # specs separated by commas (README, "Benchmark your own implementation"); the module must be
 # importable (PYTHONPATH). Installed packages' entry points need nothing here.
 IMPLS  ?=
-# `make compare` fails when a benchmark is slower than in this machine's last saved run by a
-# statistically significant amount (Mann-Whitney U on the rounds, alpha 0.05: bench/harness/compare.py)
-# AND its median grew by more than this many percent. 15: on the 2-core development machine, idle,
-# the same benchmark's median moved by up to ~10% between runs (docs/measurements.md, "Compare",
-# with the date and commit). A busy machine moves them far more: the session's last line says how
-# much CPU others took.
-COMPARE_FAIL ?= 15
+# `make compare` times the implementations of git revision REF beside today's, in the same
+# interleaved trials (python -m bench.run --ref), and fails when a benchmark got slower by more than
+# COMPARE_FAIL percent (default 5) by its paired rounds' interval (bench/harness/paired.py says the
+# rule). REF empty: your uncommitted changes to impls/ against HEAD, else the last commit that changed
+# impls/ against its parent. REF=saved: the older, weaker test against this machine's newest saved
+# run, measured minutes or days ago (Mann-Whitney U on the rounds, bench/harness/compare.py; default
+# COMPARE_FAIL 15, since an idle machine moved unchanged medians by up to ~10% between such runs).
+REF    ?=
+COMPARE_FAIL ?=
 # This machine's label (--bench-machine): its history folder .benchmarks/<label>/ and its folder
 # under results/. Empty: the CPU model, logical CPUs and GPU (e.g. intel-xeon-2cpu).
 MACHINE ?=
-# bench, bench-quick and compare run each implementation in its own processes (python -m bench.run):
-# this many per implementation, interleaved, each timing a Pth of the rounds. Two, as asv does: one
-# process's rounds share its state, and `make compare` needs to see how much that moves a median.
-PROCESSES ?= 2
+# bench, bench-quick and compare run each implementation in processes of its own (python -m bench.run),
+# all at once, taking turns in interleaved trials: this many per implementation, each a member of
+# every trial. One: the trials already interleave every implementation's rounds; two show how much
+# a process's own state moves its rounds, at twice the time.
+PROCESSES ?= 1
 # bench, bench-quick and compare: only these implementations (comma-separated names); empty: all.
 ONLY   ?=
 ARGS   ?=
@@ -41,7 +44,7 @@ DRY_RUN ?=
 # shell's text: a spec such as mynet:MyNetwork(device="cuda") is one argument whatever it holds, and
 # a ';' or '$(...)' in a value is text. ARGS is a list of arguments: bench/make_args.py splits it
 # as a shell splits words (quotes group: ARGS='-k "forward or epoch"') and evaluates nothing.
-export IMPL PRESET PHASE NAME OUT MODE MACHINE ONLY ARGS PROCESSES COMPARE_FAIL BUDGET DATA
+export IMPL PRESET PHASE NAME OUT MODE MACHINE ONLY ARGS PROCESSES COMPARE_FAIL BUDGET DATA REF
 WITH_ARGS = $(PY) -m bench.make_args
 
 ifneq ($(IMPLS),)
@@ -122,10 +125,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(call run_bench,quick,make bench-quick,results/quick)
 
-# Re-run the MODE (default quick) suites, as bench does, against this machine's newest saved run of
-# that mode; saves nothing. Each benchmark is reported faster, slower, noise, or too few rounds to decide.
+# The MODE (default quick) suites of today's implementations and REF's (above), in the same trials;
+# saves nothing. Each benchmark: faster, slower, noise, or too few clean trials to decide.
 compare: $(STAMP)
-	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$PROCESSES" --compare "--compare-fail=$$COMPARE_FAIL" \
+	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$PROCESSES" \
+	    $(if $(filter saved,$(REF)),--compare,"--ref=$(if $(REF),$$REF,auto)") "--compare-fail=$${COMPARE_FAIL:-$(if $(filter saved,$(REF)),15,5)}" \
 	    $(MACHINE_ARG) --
 
 # py-spy flamegraph + speedscope profile of one implementation and phase, with a text report, into

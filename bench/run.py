@@ -30,8 +30,10 @@ and written whole or not at all (``bench.report.writing``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -45,10 +47,12 @@ from .harness.children import STOP_SIGNALS, Stopped, stop, supervise
 from .harness.host import check_label, label_of, this_label
 from .harness.phases import MODES
 from .harness.processes import died, merge, plan
+from .harness.trials import Alternative, Budget, Driver
+from .harness.turns import ALT_ENV
+from .harness.turns import ENV as TURNS_ENV
+from .report.answer import YARDSTICK
 from .report.writing import WriteError, check_writable, write_file
 
-#: pytest-benchmark's --benchmark-max-time default: the forward/backward calibration's budget
-MAX_TIME = 1.0
 #: --timeout's default, seconds one child process may run: an hour, far beyond what one
 #: implementation's full-mode suites take on the slowest machine measured (results/), so only a hang
 #: reaches it
@@ -72,12 +76,20 @@ def parse_args(argv):
     p.add_argument("--save", action="store_true", help="save the run to <storage>/<label>/ (a failed one to failed/)")
     p.add_argument("--compare", nargs="?", const=True, default=None, metavar="RUN",
                    help="compare with this machine's newest saved run of the same mode (or RUN: a saved file)")
+    p.add_argument("--ref", metavar="REV",
+                   help="also time the implementations (impls/) of git revision REV, with today's harness, in the "
+                        "same trials, and decide per benchmark from the paired rounds; 'auto': your uncommitted "
+                        "changes against HEAD, else the last commit that changed impls/ against its parent")
     p.add_argument("--compare-fail", type=float, metavar="PCT",
                    help="with --compare: exit 1 on a significant slowdown beyond PCT percent")
     p.add_argument("--compare-other-machine", action="store_true", help="allow a baseline of another label")
     p.add_argument("--timeout", type=_seconds, default=TIMEOUT, metavar="SECONDS",
-                   help="end a benchmark process (and its implementation's later ones) that runs longer: a "
-                        f"failure naming it. Default: {TIMEOUT:g}")
+                   help="end a benchmark process that holds the machine longer at one turn (or takes longer to "
+                        f"start): a failure naming it. Default: {TIMEOUT:g}")
+    p.add_argument("--seed", type=int, metavar="N", help="seed of the trials' random orders. Default: a fresh one, "
+                                                           "recorded in the run")
+    p.add_argument("--show-output", action="store_true",
+                   help="print every benchmark process's output after the run (pytest-benchmark's tables)")
     args, rest = p.parse_known_args(argv)
     if rest and rest[0] == "--":
         rest = rest[1:]
@@ -85,8 +97,10 @@ def parse_args(argv):
         if arg.startswith("--benchmark-storage"):
             value = arg.partition("=")[2] or (rest[i + 1] if i + 1 < len(rest) else "")
             args.storage = Path(value.removeprefix("file://"))
-    if args.compare_fail is not None and args.compare is None:
-        p.error("--compare-fail needs --compare")
+    if args.compare_fail is not None and args.compare is None and args.ref is None:
+        p.error("--compare-fail needs --compare or --ref")
+    if args.ref is not None and args.compare is not None:
+        p.error("--ref and --compare: one baseline at a time (--ref measures it now; --compare reads a saved run)")
     if args.compare_fail is not None and not args.compare_fail >= 0:
         p.error(f"--compare-fail: {args.compare_fail:g} is not a percentage (e.g. 15)")
     try:
@@ -145,13 +159,24 @@ def implementations(specs, only, tmp: Path, timeout: float) -> tuple[dict[str, s
                      + (f" while importing {name!r}" if name else "") + (f" ({lines[-1]})" if lines else ""))
 
 
-def run_part(names, k, args, rest, out: Path) -> int:
+def part_command(names, k, args, rest, out: Path) -> list:
+    """The pytest command of one benchmark process: implementations ``names``, process k of P."""
     cmd = [sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", f"--bench-mode={args.mode}",
            f"--bench-only={','.join(names)}", f"--bench-process={k}/{args.processes}", f"--benchmark-json={out}",
            f"--bench-machine={args.machine}", *(f"--bench-impl={s}" for s in args.impl)]
-    if not any(a.startswith("--benchmark-max-time") for a in rest):
-        cmd.append(f"--benchmark-max-time={MAX_TIME / args.processes:g}")
-    return supervise([*cmd, *rest], args.timeout)
+    return [*cmd, *rest]
+
+
+def alternative_name(names, k, processes) -> str:
+    """What a benchmark process is called in the trials: its implementation (``#k`` for its k-th of P)."""
+    return ",".join(names) + (f"#{k}" if processes > 1 else "")
+
+
+def pairs(members) -> list[tuple[str, str]]:
+    """The ratios a benchmark's trials must know before they may end: each implementation's against
+    numpy's (the tables' yardstick) when numpy is among them."""
+    yardstick = next((m for m in members if m.split("#")[0] == YARDSTICK), None)
+    return [(m, yardstick) for m in members if yardstick and m != yardstick]
 
 
 def check_outputs(args) -> None:
@@ -178,8 +203,13 @@ def main(argv=None) -> int:
         return baseline
     handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
-        with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp:
-            return _run(args, rest, argv, baseline, Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp, contextlib.ExitStack() as stack:
+            base_tree = None
+            if args.ref is not None:
+                base_tree = _base_tree(args, stack)
+                if isinstance(base_tree, int):
+                    return base_tree
+            return _run(args, rest, argv, baseline, Path(tmp), base_tree)
     except Stopped as exc:
         print(f"nnbench: stopped by {exc}: its benchmark process ended with it; nothing written or saved",
               file=sys.stderr)
@@ -189,7 +219,25 @@ def main(argv=None) -> int:
             signal.signal(s, handler)
 
 
-def _run(args, rest, argv, baseline, tmp: Path) -> int:
+def _base_tree(args, stack):
+    """The folder the baseline's processes run in (REV's impls/, today's harness), or an exit status."""
+    from .harness.baseline_tree import BaselineError, checkout, default_rev, resolve
+    repo = Path.cwd()
+    try:
+        if args.ref == "auto":
+            sha, why = default_rev(repo)
+        else:
+            sha, why = resolve(args.ref, repo), f"--ref {args.ref}"
+        tree = stack.enter_context(checkout(sha, repo))
+    except BaselineError as exc:
+        print(f"nnbench: --ref {args.ref}: {exc}", file=sys.stderr)
+        return 2
+    args.ref_sha = sha
+    print(f"nnbench: the baseline is the implementations of {sha[:12]} ({why}), timed now beside today's", flush=True)
+    return tree
+
+
+def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
     from .harness.plugin import _cpu_clock, other_processes_share
     start, began = _cpu_clock(), time.monotonic()
     status, broken = implementations(args.impl, args.only, tmp, args.timeout)
@@ -200,28 +248,38 @@ def _run(args, rest, argv, baseline, tmp: Path) -> int:
     except ValueError as exc:
         print(f"nnbench: {exc}", file=sys.stderr)
         return 2
-    parts, ended = [], set()           # ended: implementations whose process passed --timeout
-    for i, (names, k) in enumerate(steps, 1):
-        if ended.intersection(names):
-            print(f"\nnnbench: [{i}/{len(steps)}] {', '.join(names)}: process {k} skipped (an earlier one timed out)")
+    alternatives = []
+    for side, cwd in (("", None), *((("base:", base_tree),) if base_tree else ())):
+        for i, (names, k) in enumerate(steps, 1):
+            alt = side + alternative_name(names, k, args.processes)
+            out, log = tmp / f"{side[:-1] or 'head'}{i}.json", tmp / f"{side[:-1] or 'head'}{i}.log"
+            alternatives.append(Alternative(alt, names[0], part_command(names, k, args, rest, out), out, log, cwd=cwd,
+                                            env={**os.environ, ALT_ENV: alt, TURNS_ENV: str(tmp / "turns.sock")}))
+    mode = MODES[args.mode]
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    print(f"nnbench: {len(alternatives)} benchmark processes take turns, one at a time, in interleaved trials "
+          f"(order seed {seed}); each process's output: --show-output", flush=True)
+    driver = Driver(alternatives, tmp / "turns.sock", Budget(*mode.trials, mode.trial_seconds), args.timeout, seed,
+                    pairs)
+    trials = driver.run()
+    parts, base_parts = [], []
+    for a in alternatives:
+        which = f"{a.alt}: its benchmark process"
+        code = a.proc.returncode
+        if args.show_output or (code not in (0, 1, 5) and not a.timed_out):
+            _show(a)
+        if a.timed_out:
+            crashed.append(_failure(a.impl, which, f"held the machine past --timeout {args.timeout:g} s and was "
+                                                   "stopped (a hang?)"))
             continue
-        print(f"\nnnbench: [{i}/{len(steps)}] {', '.join(names)}: process {k} of {args.processes}", flush=True)
-        out = tmp / f"part{i}.json"
-        which = f"{', '.join(names)}: process {k} of {args.processes}"
-        try:
-            code = run_part(names, k, args, rest, out)
-        except subprocess.TimeoutExpired:
-            ended.update(names)
-            crashed.append(_failure(names[0], which, f"the benchmark process ran past --timeout {args.timeout:g} s "
-                                                      "and was stopped (a hang?)"))
-            continue
-        if code in (2, 3, 4) or code < 0 and code in (-2, -15):
-            print(f"nnbench: stopped (pytest exit status {code}): nothing written or saved", file=sys.stderr)
+        if code in (2, 3, 4) or code in (-2, -15):
+            print(f"nnbench: {a.alt}: stopped (pytest exit status {code}; its output is above): nothing written "
+                  "or saved", file=sys.stderr)
             return 2
-        if not out.exists() and code != 5:    # 5: nothing collected (-k), which is no failure
-            crashed.append(_failure(names[0], which, died(code)))
-        if out.exists():
-            parts.append(json.loads(out.read_text()))
+        if not a.out.exists() and code != 5:    # 5: nothing collected (-k), which is no failure
+            crashed.append(_failure(a.impl, which, died(code)))
+        if a.out.exists():
+            (base_parts if a.alt.startswith("base:") else parts).append(json.loads(a.out.read_text()))
     if not parts:
         if crashed:
             _summary(None, crashed)
@@ -234,6 +292,8 @@ def _run(args, rest, argv, baseline, tmp: Path) -> int:
     run["nnbench"]["command"] = os.environ.get("NNBENCH_COMMAND") or shlex.join(["python", "-m", "bench.run",
                                                                                *(argv or sys.argv[1:])])
     run["nnbench"]["other_processes_cpu_share"] = other_processes_share(start)
+    run["nnbench"]["trials"] = {"seed": seed, "least": mode.trials[0], "most": mode.trials[1],
+                                "seconds": mode.trial_seconds, "benchmarks": trials}
     run["nnbench"]["wall_seconds"] = time.monotonic() - began
     if crashed:          # what the process had timed before it died is gone with it
         run["nnbench"]["session"] = "failed"
@@ -251,7 +311,29 @@ def _run(args, rest, argv, baseline, tmp: Path) -> int:
     code = 1 if failed else 0
     if baseline is not None:
         code = max(code, _compare(run, args, *baseline))
+    if base_tree is not None:
+        code = max(code, _compare_paired(run, merge(base_parts, args.processes, status) if base_parts else None, args))
     return code
+
+
+def _compare_paired(run, base, args) -> int:
+    """Today's implementations against REV's, timed in the same trials: a verdict per benchmark from
+    its paired rounds (bench.harness.paired); exit 1 on a slowdown beyond --compare-fail."""
+    from .harness.compare import render_paired
+    if base is None:
+        print(f"nnbench: --ref {args.ref}: the baseline's benchmark processes left no results (above)", file=sys.stderr)
+        return 1
+    text, regressions = render_paired(base["benchmarks"], run["benchmarks"], args.compare_fail,
+                                      f"{args.ref_sha[:12]} ({args.ref})")
+    print("\n" + text)
+    return 1 if regressions and args.compare_fail is not None else 0
+
+
+def _show(a) -> None:
+    """A benchmark process's output (pytest's and pytest-benchmark's), framed, on stderr."""
+    text = a.log.read_text(errors="replace") if a.log.exists() else ""
+    print(f"\n---- output of {a.alt}'s benchmark process (exit status {a.proc.returncode}) ----\n{text.rstrip()}\n"
+          f"---- end of {a.alt}'s output ----", file=sys.stderr)
 
 
 def _failure(impl: str, test: str, message: str) -> dict:

@@ -32,18 +32,23 @@ def supervise(cmd, timeout: float, **popen) -> int:
     seconds its group is ended and ``subprocess.TimeoutExpired`` raised; on a stop signal to this
     process the signal is passed to the group, which is waited for (then killed), and ``Stopped``
     raised. The group, not only the child: pytest's own workers (Inductor's compiler) go with it."""
-    proc = subprocess.Popen(cmd, start_new_session=True, **popen)
+    proc = start(cmd, **popen)
     try:
         return proc.wait(timeout=timeout)
     except Stopped as exc:
-        _end(proc, exc.signum)
+        end(proc, exc.signum)
         raise
     except BaseException:
-        _end(proc, signal.SIGTERM)
+        end(proc, signal.SIGTERM)
         raise
 
 
-def _end(proc, signum) -> None:
+def start(cmd, **popen) -> subprocess.Popen:
+    """``cmd`` started in a process group of its own (``end`` takes the group down with it)."""
+    return subprocess.Popen(cmd, start_new_session=True, **popen)
+
+
+def end(proc, signum) -> None:
     """Signal ``proc``'s group, give it GRACE seconds, then kill what is left of the group. Further
     stop signals wait meanwhile: a second Ctrl-C must not orphan the child."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

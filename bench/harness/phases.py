@@ -41,6 +41,12 @@ class Mode:
     #: the presets time to accuracy trains (None: all); the rest skip with ``tta_presets_note``
     tta_presets: tuple[str, ...] | None = None
     tta_presets_note: str = ""
+    #: interleaved trials (bench.harness.trials): clean rounds each implementation needs at least, trials
+    #: at most, and the seconds a benchmark's trials may take before they end at the least
+    trials: tuple[int, int] = (5, 20)
+    trial_seconds: float = 20.0
+    #: rounds of a forward/backward benchmark timed without a driver (plain pytest): blocks of calls
+    block_rounds: int = 20
 
 
 #: The epoch benchmarks are the ones `make compare` must be able to decide on: they are the headline,
@@ -64,7 +70,8 @@ MODES = {
         # an hour (docs/measurements.md, "Benchmark harness"): one seed, and no fullbatch.
         tta_reference={"nielsen": (0,), "relu": (0,)},
         tta_reference_note="the full bench trains the per-example reference on one seed of nielsen and "
-                           "relu only; fullbatch would take ~15 minutes a seed"),
+                           "relu only; fullbatch would take ~15 minutes a seed",
+        trials=(5, 30), trial_seconds=60.0),
     "quick": Mode(
         "quick", epoch_examples=None, epoch_seconds=1.0, epoch_rounds=(EPOCH_MIN_ROUNDS, 10), tta_seeds=(0,),
         tta_to_target=True,
@@ -74,10 +81,12 @@ MODES = {
         # quick bench's timed seconds (docs/measurements.md, "Benchmark harness"); relu's is the one a
         # quick look needs.
         tta_presets=("relu",),
-        tta_presets_note="quick mode trains relu only; run `make bench` for nielsen and fullbatch"),
+        tta_presets_note="quick mode trains relu only; run `make bench` for nielsen and fullbatch",
+        trials=(5, 20), trial_seconds=20.0, block_rounds=10),
     "smoke": Mode(
         "smoke", epoch_examples=500, epoch_seconds=0.0, epoch_rounds=(1, 1), tta_seeds=(0,), tta_to_target=True,
-        tta_reference={name: (0,) for name in PRESETS}, shrink_presets=True),
+        tta_reference={name: (0,) for name in PRESETS}, shrink_presets=True,
+        trials=(1, 2), trial_seconds=0.0, block_rounds=2),
 }
 
 

@@ -44,7 +44,7 @@ from impls.core.argtypes import thread_count
 from impls.core.presets import PRESETS
 from impls.core.threads import usable_cpus
 
-from . import compare
+from . import compare, cpu, turns
 from .host import check_label, describe, label_of, this_label
 from .memory import session_peak
 from .phases import MODES
@@ -59,6 +59,8 @@ CPU_AT_START = pytest.StashKey[tuple]()
 SESSION = pytest.StashKey[pytest.Session]()
 MACHINE = pytest.StashKey[str]()           # this run's machine label
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
+#: the record's version: 2 added the rounds of interleaved trials (extra_info["rounds"], "design")
+SCHEMA = 2
 
 
 def pytest_addoption(parser):
@@ -151,53 +153,30 @@ def pytest_configure(config):
     if unknown:
         raise pytest.UsageError(f"--bench-only: no implementation named {', '.join(map(repr, unknown))} "
                                 f"(registered: {', '.join(names())})")
+    # one of `python -m bench.run`'s processes: from here on it runs only when the driver says so
+    turns.connect(config.getoption("bench_process", default=(1, 1))[0])
 
 
-def _descendants_cpu_seconds(root: int) -> float:
-    """CPU seconds used so far by the live processes descended from ``root`` (Linux /proc): an
-    implementation's own workers (torch-ddp's ranks) are its work, not another process's."""
-    parent, ticks = {}, {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            parent[int(entry.name)], ticks[int(entry.name)] = int(fields[1]), int(fields[11]) + int(fields[12])
-        except (OSError, ValueError, IndexError):
-            continue                                        # gone while we looked
-    total = 0
-    for pid, t in ticks.items():
-        ancestor, hops = parent.get(pid), 0
-        while ancestor and ancestor != root and hops < 64:
-            ancestor, hops = parent.get(ancestor), hops + 1
-        if ancestor == root:
-            total += t
-    return total / os.sysconf("SC_CLK_TCK")
+def pytest_collection_finish(session):
+    """Tell the driver (if any) which benchmarks this process will time, in order: their groups."""
+    groups = []
+    for item in session.items:
+        marker = item.get_closest_marker("benchmark")
+        group = marker.kwargs.get("group") if marker else None
+        if group and group not in groups:
+            groups.append(group)
+    turns.announce(groups)
 
 
 def _cpu_clock():
-    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds of this process and its
-    children, live or waited for), or None where /proc/stat is missing (not Linux)."""
-    try:
-        with open("/proc/stat") as fh:
-            user, nice, system, idle, iowait, irq, softirq, steal = map(int, fh.readline().split()[1:9])
-    except (OSError, ValueError):
-        return None
-    own = os.times()
-    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    return (time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
-            + _descendants_cpu_seconds(os.getpid()))
+    """This process's reading of the CPUs (``bench.harness.cpu.clock``), or None off Linux."""
+    return cpu.clock()
 
 
 def other_processes_share(start, end=None) -> float | None:
-    """Fraction of the machine's CPU time that other processes used between two ``_cpu_clock()``
-    readings: another process on the CPUs skews every timing, so the record says whether there was one."""
-    end = end or _cpu_clock()
-    if not start or not end or end[0] <= start[0]:
-        return None
-    others = (end[1] - start[1]) - (end[2] - start[2])
-    return max(0.0, others / ((end[0] - start[0]) * (os.cpu_count() or 1)))
+    """Fraction of the machine's CPU time that other processes used since ``start``: another process
+    on the CPUs skews every timing, so the record says whether there was one."""
+    return cpu.others_share(start, end)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -284,6 +263,8 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     kept = only(config)
     status = availability(None if kept is None else frozenset(kept))   # what the session parametrized over
     output_json["nnbench"] = {
+        "schema": SCHEMA,
+        "design": "interleaved" if turns.driven() else "sequential",
         "mode": config.getoption("bench_mode"),
         "preset": config.getoption("bench_preset"),
         "pinned_threads": config.getoption("bench_threads"),

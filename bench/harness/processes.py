@@ -94,10 +94,12 @@ def merge(parts: list[dict], processes: int, status: dict | None = None) -> dict
                    "peak_rss_session": part["nnbench"].get("peak_rss_session"),
                    "gemm_peak_gflops": part["nnbench"].get("gemm_peak_gflops")}
             if bench["fullname"] not in merged:
-                merged[bench["fullname"]] = {**bench, "extra_info": {**bench["extra_info"], "processes": []}}
+                merged[bench["fullname"]] = {**bench, "extra_info": {**bench["extra_info"], "processes": [],
+                                                                     "rounds": []}}
                 merged[bench["fullname"]]["_data"] = []
             into = merged[bench["fullname"]]
             into["extra_info"]["processes"].append(one)
+            into["extra_info"]["rounds"] += bench["extra_info"].get("rounds", [])   # each names its process
             # An epoch whose estimate passes 4 s is timed on a tenth of the set: near that line one
             # process may time a tenth and the other all of it. Rounds are pooled per example, in
             # the first process's unit (each process's own median and examples are kept above).
@@ -109,6 +111,8 @@ def merge(parts: list[dict], processes: int, status: dict | None = None) -> dict
             if share is not None and share > (into["extra_info"].get("other_processes_cpu_share") or 0):
                 into["extra_info"]["other_processes_cpu_share"] = share
     for bench in merged.values():
+        if not bench["extra_info"]["rounds"]:       # parts from processes that timed without turns
+            del bench["extra_info"]["rounds"]
         stats = Stats()
         for seconds in bench.pop("_data"):
             stats.update(seconds)

@@ -8,7 +8,7 @@ from impls.core.check import assert_gradients_close
 
 from ..harness.phases import PHASES
 from ..harness.memory import held_since, measure, settled
-from ..harness.timing import device_of, record
+from ..harness.timing import device_of, record, time_block
 
 PHASE = "backward"
 
@@ -23,7 +23,7 @@ def test_backward(benchmark, prepare, bench, mnist, batch):
     memory = measure(work, net, device_of(net))              # untimed: one more call, then one counted
     memory["held"] = held_since(start)
 
-    cost, nablas = benchmark(work.fn, *work.args)
+    cost, nablas = time_block(benchmark, work, net.sync, bench.mode.block_rounds)
 
     record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples,
            memory=memory)

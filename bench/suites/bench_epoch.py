@@ -28,6 +28,7 @@ from impls.core.train import timed_epoch
 from ..harness.phases import PHASES
 from ..harness.memory import count_allocations, cuda_peak_of, held_since, peak_rss_of, settled, steps_of
 from ..harness.timing import EPOCH_SUBSET_ABOVE, device_of, record
+from ..harness.turns import pedantic
 
 PHASE = "epoch"
 
@@ -76,7 +77,7 @@ def test_epoch(benchmark, prepare, bench, mnist, batch):
         work.reset()
         return work.args, {}
 
-    cost = benchmark.pedantic(work.fn, setup=same_start, rounds=rounds)
+    cost = pedantic(benchmark, work.fn, setup=same_start, rounds=rounds, seconds=seconds)
 
     record(benchmark, phase=PHASE, net=net, preset=preset, batch=batch, examples=examples,
            subset=examples < n, accuracy=accuracy, compile_seconds=net.compile_seconds, memory=memory)

@@ -7,7 +7,7 @@ from impls.core.check import assert_close
 
 from ..harness.phases import PHASES
 from ..harness.memory import held_since, measure, settled
-from ..harness.timing import device_of, record
+from ..harness.timing import device_of, record, time_block
 
 PHASE = "forward"
 
@@ -22,7 +22,7 @@ def test_forward(benchmark, prepare, bench, mnist, batch):
     memory = measure(work, net, device_of(net))              # untimed: one more call, then one counted
     memory["held"] = held_since(start)
 
-    out = benchmark(work.fn, *work.args)
+    out = time_block(benchmark, work, net.sync, bench.mode.block_rounds)
 
     record(benchmark, phase=PHASE, net=net, preset=bench.preset, batch=batch, examples=work.examples,
            memory=memory)

@@ -29,6 +29,7 @@ from impls.core.train import RunResult, train
 from ..harness.memory import PeakWatch, held_since, settled
 from ..harness.phases import epoch_flops
 from ..harness.timing import device_of, gemm_peak, record_spread
+from ..harness.turns import pedantic
 
 PHASE = "time-to-accuracy"
 
@@ -105,8 +106,8 @@ def test_time_to_accuracy(benchmark, prepare, bench, mnist, preset_name, impl, s
         watch.start()
         return (next(next_seed),), {}
 
-    benchmark.pedantic(lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target, flops)),
-                       setup=setup, rounds=len(seeds))
+    pedantic(benchmark, lambda seed: runs.append(train_seed(net, preset, mnist, seed, mode.tta_to_target, flops)),
+             setup=setup, rounds=len(seeds), seconds=0.0, fixed=True)
     runs[-1]["memory"] = watch.stop()
     peaks = [r["memory"]["peak_rss"] for r in runs if r.get("memory", {}).get("peak_rss") is not None]
 
