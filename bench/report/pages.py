@@ -132,13 +132,15 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
         para("Per phase and batch size, the fastest implementation, its median time (an epoch: seconds per epoch "
              "of the training set) and how many times faster it is per example than the next fastest and than "
              "`numpy`. " + (method(run) + " ‡: other processes shared the CPUs during one of the two timings."
+                            + (" Time to target's ratios are of medians over seeds (not a round's time)."
+                               if tta_measured(run) else "")
                             if run.trials else
                             "The ratios are of medians; ⚠: one of the two timings was unstable (below), so the "
                             "ratio may not reproduce; ‡: other processes shared the CPUs during one of them.")), "",
         answer_table(rows) if rows else "Nothing was timed in this run.\n",
         legend("all", trials=run.trials),
         "## Headline", "",
-        para("Epoch time (seconds per epoch of the preset's training set, ±IQR), median training seconds to the "
+        para(f"Epoch time (seconds per epoch of the preset's training set, {'±' if run.trials else '±IQR'}), median training seconds to the "
              "preset's target (in brackets: seeds that reached it / seeds), and the peak resident memory an epoch "
              "added (how it is measured: [memory.md](memory.md)); fastest epoch first."),
         "", headline(run),

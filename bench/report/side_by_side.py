@@ -271,7 +271,7 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
                       f"the same implementation; \"X vs `{YARDSTICK}` on {key[base.label]}\": over that machine's "
                       "numpy (that time per example / this one's; — where either did not run)."),
         "## Headline", "",
-        para("Seconds per epoch of the preset's training set (±IQR), median training seconds to the preset's "
+        para(f"Seconds per epoch of the preset's training set ({'±' if kinds(runs) else '±IQR'}), median training seconds to the preset's "
              "target (in brackets: seeds that reached it / seeds) and the peak resident memory an epoch added "
              "(each machine's `memory.md` says how it is measured; \"not recorded\": a run from before memory "
              "was measured), per machine."), "", headline(runs, base),
