@@ -385,3 +385,13 @@ def test_a_round_that_is_not_a_round_is_one_clear_error(tmp_path, capsys):
     assert report.main([str(src), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bench.report: error:") and "is not {trial: int" in err and err.count("\n") == 1
+
+
+def test_with_trials_a_time_without_a_clean_round_or_an_interval_is_flagged(tmp_path):
+    lost = with_trials(timing("forward", "numpy", 10, 10e-6), machine=[1.0] * 4)
+    for r in lost["extra_info"]["rounds"]:
+        r["clean"] = False
+    few = with_trials(timing("forward", "fast", 10, 5e-6), machine=[1.0] * 2)
+    forward = render(tmp_path, run_json([lost, few]))["forward.md"]
+    assert row(forward, "**Time**", "numpy") == ["10 µs ⚠"] and row(forward, "**Time**", "fast") == ["5 µs ⚠"]
+    assert row(forward, "Speedup vs `numpy`", "fast") == ["2.00× ⚠"]          # no shared clean trial: medians, ⚠

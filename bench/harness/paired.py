@@ -136,17 +136,19 @@ def decide(head_rounds, base_rounds, threshold_pct: float = THRESHOLD) -> Verdic
 
     Why the interval's *far* end and a threshold, not "the interval excludes 1": a compare judges ~40
     benchmarks at once. Paired trials take the machine's drift out of head / base, so on unchanged code
-    its true value is 1 and each 95% interval lies wholly above 1 in about 2.5% of runs: about one
+    its true value is 1 and each 95% interval lies wholly above 1 for about 2.5% of benchmarks: about one
     false "slower" per run of 40 benchmarks, and the issue's target is none in 5 runs (200 judgements).
     Requiring the lower end to clear 1 + t makes a false alarm an error of t plus the interval's
     own half-width h: with the estimate's standard error s ~ h / 1.96 that is z = t / s + 1.96 standard
-    errors. At t = 3% and the ±4% intervals the trials are run to, z ~ 3.4 (p ~ 3e-4 per benchmark,
-    ~1% per run of 40: Bonferroni's bound), while a true 10% slowdown clears 1.03 with z ~ (10 - 3 - 4) / 2
-    = 1.5 to spare (found in ~93% of runs: the target is 4 of 5). A larger t buys little against false
-    alarms and loses the 10% slowdown as soon as intervals widen; a smaller t lets one false alarm
-    in per few runs. Intervals wider than ±10% are flagged ``wide`` wherever they are shown: there the
-    per-benchmark false-alarm rate approaches 2.5%, and the driver's adaptive trials are what narrow them.
-    tests/test_paired.py simulates both targets on synthetic trials.
+    errors. At t = 3% and intervals of about ±4%, z ~ 3.4 (p ~ 3e-4 per benchmark, ~1% per run of 40:
+    a Bonferroni-sized rate), while a true 10% slowdown clears 1.03 when its estimate comes out above
+    ~7%, about 1.5 standard errors below its mean. A larger t buys little against false alarms and
+    loses the 10% slowdown as soon as intervals widen; a smaller one lets a false alarm in every few
+    runs. The bootstrap over 10-20 trials covers a little less than its nominal 95%, so the test
+    checks the rates by simulation, not by this arithmetic: tests/test_paired.py judges 200 unchanged
+    and 40 slowed benchmarks on synthetic trials (targets: no false regression in 5 runs of ~40; a 10%
+    slowdown found in 4 of 5). Intervals wider than ±10% are flagged ``wide`` wherever they are shown:
+    there the per-benchmark false-alarm rate approaches 2.5%, and more trials are what narrow them.
     """
     r = ratio(head_rounds, base_rounds)
     counts = (len(per_trial(base_rounds)), len(per_trial(head_rounds)))

@@ -22,10 +22,10 @@ def shared(*timings: Timing) -> bool:
 def fmt_spread(t: Timing) -> str:
     """" ±x%", then ⚠ when the spread is large and ‡ when other processes shared the CPUs. With trials x
     is the half-width of the median's 95% interval over trials (⚠: beyond ±10%); without, the IQR."""
-    interval = time_interval(t.rounds) if t.rounds else None
-    if interval is not None:
-        width = interval.half_width
-        text = ("" if width is None else f" ±{100 * width:.0f}%") + (" ⚠" if interval.wide else "")
+    if t.rounds:
+        interval = time_interval(t.rounds)         # None: not one clean round; no interval: under 3 trials
+        width = interval.half_width if interval else None
+        text = ("" if width is None else f" ±{100 * width:.0f}%") + (" ⚠" if interval is None or interval.wide else "")
     else:
         s = t.spread
         if s["iqr_frac"] is None:
