@@ -180,4 +180,5 @@ def test_a_machine_timed_in_trials_pairs_its_own_ratios_and_not_those_across_mac
     assert re.fullmatch(r"`fast` 200 ms; 2\.0\d× \[.*\] next, 2\.0\d× \[.*\] numpy", answer[1]), answer
     assert answer[2] == "`fast` 50 ms; 4.00× next, 4.00× numpy"                 # B has no trials: medians
     flat = " ".join(text.split())
-    assert "On A: Ratios are paired" in flat and "Runs without: ±IQR" in flat
+    assert "On A: Ratios are paired" in flat and "On B: Ratios are of medians" in flat
+    assert "Runs without: ±IQR" in flat

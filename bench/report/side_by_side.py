@@ -241,8 +241,10 @@ def trial_note(runs: list[Run]) -> str:
     if not timed:
         return ""
     key = keys(runs)
-    return (f" On {', '.join(key[r.label] for r in timed)}: {method(timed[0])} Ratios between machines are of "
-            "medians measured apart.")
+    rest = [r for r in runs if not r.trials]
+    return (f" On {', '.join(key[r.label] for r in timed)}: {method(timed[0])}"
+            + (f" On {', '.join(key[r.label] for r in rest)}: {method(rest[0])}" if rest else "")
+            + " Ratios between machines are of medians measured apart.")
 
 
 def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extra_dirs=()) -> dict[str, bytes]:
@@ -263,9 +265,9 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
              "run did not include it."), "",
         "## Answer", "",
         para("Per phase and batch size, each machine's fastest implementation, its median time, and how many "
-             "times faster it is per example than that machine's next fastest and than its `numpy` (⚠: one of "
-             "the two timings was unstable; ‡: other processes shared the CPUs during one of them)."
-             + trial_note(runs)), "",
+             "times faster it is per example than that machine's next fastest and than its `numpy` ("
+             + ("" if kinds(runs) else "⚠: one of the two timings was unstable; ")
+             + "‡: other processes shared the CPUs during one of them)." + trial_note(runs)), "",
         answer(runs),
         legend("all", trials=kinds(runs), order=f"Rows are fastest first on {key[base.label]}. \"X vs Y\": machine X's speedup over machine Y on "
                       f"the same implementation; \"X vs `{YARDSTICK}` on {key[base.label]}\": over that machine's "
