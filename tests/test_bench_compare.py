@@ -75,6 +75,51 @@ def test_a_baseline_without_round_times_is_undecided():
 
 
 # -- labels -------------------------------------------------------------------------------------
+def paired_bench(impl, factor, *, examples=10, trials=12, status="passed", clean=True):
+    """A benchmark of a run with trials: its rounds ``factor`` times a machine phase shared by every
+    benchmark timed in that trial (slow in every third trial), plus a little noise of its own."""
+    wobble = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0]
+    rounds = [{"trial": t, "process": 1, "seconds": examples * factor * (3.0 if t % 3 == 0 else 1.0)
+               * wobble[(t + len(impl)) % 6], "cpu": 1.0, "others": 0.0, "steal": 0.0, "clean": clean}
+              for t in range(trials)]
+    return {"name": f"test_epoch[{impl}-b10]", "fullname": f"bench/suites/x.py::test_epoch[{impl}-b10]",
+            "group": "epoch batch=10", "extra_info": {"impl": impl, "examples": examples, "status": status,
+                                                      "rounds": rounds}}
+
+
+def test_the_paired_compare_decides_each_benchmark_on_its_trials():
+    base = [paired_bench(i, 1.0) for i in ("same", "slowed", "sped", "few", "failed")]
+    head = [paired_bench("same", 1.0), paired_bench("slowed", 1.10), paired_bench("sped", 0.8),
+            paired_bench("few", 2.0, trials=2), paired_bench("failed", 1.0, status="failed"),
+            paired_bench("new", 1.0)]
+    rows, counts, regressions = compare.compare_paired(head, base)
+    verdicts = {r[0]: r[3] for r in rows}
+    assert verdicts == {"test_epoch[same-b10]": "noise", "test_epoch[slowed-b10]": "SLOWER",
+                        "test_epoch[sped-b10]": "faster", "test_epoch[few-b10]": "undecided",
+                        "test_epoch[failed-b10]": ""}
+    assert counts == {"noise": 1, "slower": 1, "faster": 1, "undecided": 1}
+    assert regressions == ["test_epoch[slowed-b10]"]
+    slowed = next(r for r in rows if r[0] == "test_epoch[slowed-b10]")
+    assert slowed[1] == "12 / 12" and slowed[2].startswith("1.1") and " [" in slowed[2]
+    text = compare.render_paired(rows, counts, regressions)
+    assert "same interleaved trials" in text and "95% bootstrap interval" in text
+    assert text.splitlines()[-1].startswith("nnbench: 1 benchmark(s) slower than the base")
+    assert "no regression" in compare.render_paired(rows, counts, [])
+
+
+def test_the_paired_compare_is_per_example_and_ignores_unclean_rounds():
+    base = [paired_bench("ref", 1.0, examples=50_000)]
+    head = [paired_bench("ref", 1.0, examples=5_000)]            # a tenth of the epoch, the same speed
+    head[0]["extra_info"]["rounds"] += [dict(r, seconds=99.0, clean=False) for r in head[0]["extra_info"]["rounds"]]
+    rows, counts, _ = compare.compare_paired(head, base)
+    assert counts == {"noise": 1} and rows[0][2].startswith("1.00×")
+
+
+def test_the_saved_run_compare_says_it_is_the_weaker_test():
+    text = compare.render([], {}, 0.05, 15)
+    assert text.startswith("The weaker test, against a run saved earlier") and "make compare REF=<rev>" in text
+
+
 def test_default_label_names_cpu_cores_and_gpu():
     assert default_label("Intel(R) Xeon(R) Processor", 2, None) == "intel-xeon-2cpu"
     assert default_label("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz", 8, None) == "intel-core-i7-8650u-8cpu"

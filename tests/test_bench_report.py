@@ -1,5 +1,6 @@
 """The results renderer (bench/report/) on small synthetic pytest-benchmark JSON."""
 import json
+import re
 
 import pytest
 
@@ -306,3 +307,91 @@ def test_a_run_without_numpy_gets_no_column_of_dashes(tmp_path):
                                        available={"fast": None, "slow": None}))["README.md"]
     assert row(readme, "## Answer", "epoch") == ["b=10", "`fast`", "200 ms", "2.00× (`slow`)"]
     assert "faster than `numpy`" not in readme
+
+
+# -- runs timed in interleaved trials (python -m bench.run): paired ratios with intervals ----------------
+#: the machine's phase in each trial, shared by every implementation timed in it (3x slow in some)
+MACHINE = [1.0, 1.0, 3.0, 1.0, 1.2, 1.0, 3.0, 1.0, 1.1, 1.0]
+
+
+def with_trials(entry, noise=0.01, seed=0, machine=MACHINE):
+    """``entry`` with one round per trial as the driver records it: its median times the trial's machine
+    phase times a little noise of its own (``noise``: log-sd)."""
+    import numpy as np
+    wobble = np.exp(np.random.default_rng(seed).normal(0, noise, len(machine)))
+    entry["extra_info"]["rounds"] = [
+        {"trial": i, "process": 1, "seconds": entry["stats"]["median"] * m * float(w), "cpu": 1.0, "others": 0.0,
+         "steal": 0.0, "clean": True} for i, (m, w) in enumerate(zip(machine, wobble))]
+    return entry
+
+
+def trials_run():
+    """quick_like_run timed in trials: the reference's rounds spread widely trial to trial (its IQR says 2%),
+    numpy's IQR at b=10 says 50% while its trials agree."""
+    data = quick_like_run()
+    noisy = {("epoch", "reference", 10): 0.4}
+    for i, b in enumerate(data["benchmarks"]):
+        info = b["extra_info"]
+        if info["phase"] == "epoch":
+            if info["impl"] == "reference":
+                b["stats"]["iqr"] = 0.02 * b["stats"]["median"]
+            if info["impl"] == "numpy" and info["batch"] == 10:
+                b["stats"]["iqr"] = 0.5 * b["stats"]["median"]
+            with_trials(b, noise=noisy.get((info["phase"], info["impl"], info["batch"]), 0.01), seed=i)
+    data["nnbench"].update(schema=2, design="interleaved")
+    return data
+
+
+def test_a_run_with_trials_shows_paired_ratios_with_their_intervals(tmp_path):
+    files = render(tmp_path, trials_run())
+    readme, epoch = files["README.md"], files["epoch.md"]
+    fastest = row(readme, "## Answer", "epoch")
+    assert fastest[:3] == ["b=10", "`fast`", "200 ms"]
+    # the machine's 3x phases hit both alike: the paired ratio is 1.5 with a narrow interval, no ⚠
+    assert re.fullmatch(r"1\.[45]\d× \[1\.\d\d, 1\.\d\d\] \(`numpy`\)", fastest[3]), fastest
+    assert re.fullmatch(r"1\.[45]\d× \[1\.\d\d, 1\.\d\d\]", fastest[4]), fastest
+    assert re.fullmatch(r"1\.[45]\d× \[1\.\d\d, 1\.\d\d\]", row(epoch, "Speedup vs `numpy`", "fast")[0])
+    # per example: the reference timed a tenth of the epoch; its widely spread trials make its ratios wide
+    vs_reference = row(epoch, "Speedup vs `reference`", "numpy")[0]
+    assert re.fullmatch(r"\d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\] ⚠", vs_reference), vs_reference
+    for text in (readme, epoch):
+        assert "interleaved trials" in text and "bootstrap interval over trials" in text
+    assert "The ratios are of medians" not in readme
+
+
+def test_with_trials_a_time_is_flagged_by_its_interval_not_its_iqr(tmp_path):
+    steady = [1.0] * 10
+    forward = render(tmp_path, run_json([
+        with_trials(timing("forward", "reference", 10, 100e-6, iqr_frac=0.02), noise=0.4, machine=steady),
+        with_trials(timing("forward", "numpy", 10, 10e-6, iqr_frac=0.5), noise=0.01, machine=steady)]))["forward.md"]
+    reference, numpy = row(forward, "**Time**", "reference")[0], row(forward, "**Time**", "numpy")[0]
+    assert reference.endswith("⚠")                                  # IQR 2%, trials ±40%
+    assert "⚠" not in numpy and "±50%" not in numpy, numpy          # IQR 50%, trials agree
+    assert "half-width of the median's 95% bootstrap interval" in forward
+
+
+def test_a_run_without_trials_keeps_medians_and_the_iqr(tmp_path):
+    files = render(tmp_path, quick_like_run())
+    assert "The ratios are of medians" in files["README.md"] and "interleaved trials" not in files["README.md"]
+    assert "[" not in row(files["epoch.md"], "Speedup vs `numpy`", "fast")[0]
+    assert "±IQR: the interquartile range" in files["epoch.md"]
+
+
+def test_a_round_that_is_not_a_round_is_one_clear_error(tmp_path, capsys):
+    data = trials_run()
+    data["benchmarks"][1]["extra_info"]["rounds"][2] = {"trial": "two", "seconds": 0.3}
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(data))
+    assert report.main([str(src), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bench.report: error:") and "is not {trial: int" in err and err.count("\n") == 1
+
+
+def test_with_trials_a_time_without_a_clean_round_or_an_interval_is_flagged(tmp_path):
+    lost = with_trials(timing("forward", "numpy", 10, 10e-6), machine=[1.0] * 4)
+    for r in lost["extra_info"]["rounds"]:
+        r["clean"] = False
+    few = with_trials(timing("forward", "fast", 10, 5e-6), machine=[1.0] * 2)
+    forward = render(tmp_path, run_json([lost, few]))["forward.md"]
+    assert row(forward, "**Time**", "numpy") == ["10 µs ⚠"] and row(forward, "**Time**", "fast") == ["5 µs ⚠"]
+    assert row(forward, "Speedup vs `numpy`", "fast") == ["2.00× ⚠"]          # no shared clean trial: medians, ⚠

@@ -162,3 +162,23 @@ def test_a_new_machine_is_rendered_beside_the_committed_ones(tmp_path, capsys):
     capsys.readouterr()
     assert report.main([new, "--with", str(tmp_path / "nothing"), "--out", str(out)]) == 1
     assert "--with" in capsys.readouterr().err
+
+
+def test_a_machine_timed_in_trials_pairs_its_own_ratios_and_not_those_across_machines(tmp_path):
+    from test_bench_report import with_trials
+    timed = laptop()
+    for i, bench in enumerate(timed["benchmarks"]):
+        if bench["extra_info"]["phase"] != "time-to-accuracy":
+            with_trials(bench, seed=i)
+    a, b = write(tmp_path / "a.json", timed), write(tmp_path / "b.json", gpu_box())
+    assert report.main([a, b, "--out", str(tmp_path / "cmp"), "--relative-to", "laptop"]) == 0
+    text = (tmp_path / "cmp" / "README.md").read_text()
+    epoch = text[text.index("## One training epoch"):text.index("## Each machine")]
+    fast = row(epoch, "### b=10", "fast")       # A's time, B's, B vs A, A vs numpy on A, B vs numpy on A
+    assert fast[2:] == ["4.00×", fast[3], "8.00×"] and re.fullmatch(r"2\.0\d× \[\d\.\d\d, \d\.\d\d\]", fast[3])
+    answer = row(text, "## Answer", "epoch")
+    assert re.fullmatch(r"`fast` 200 ms; 2\.0\d× \[.*\] next, 2\.0\d× \[.*\] numpy", answer[1]), answer
+    assert answer[2] == "`fast` 50 ms; 4.00× next, 4.00× numpy"                 # B has no trials: medians
+    flat = " ".join(text.split())
+    assert "On A: Ratios are paired" in flat and "On B: Ratios are of medians" in flat
+    assert "Runs without: ±IQR" in flat

@@ -27,6 +27,11 @@ every process of the baseline -- the ranges of process medians must not overlap 
 significant in the rounds, and a slowdown fails the run only if the gap between the two ranges
 (this run's fastest process against the baseline's slowest) passes the threshold.
 
+This is the weaker of nnbench's two compares: the baseline was measured earlier, and whatever the
+machine did in between lands on one side. ``make compare REF=<rev>`` times the baseline's code and
+this code in the same interleaved trials and judges each benchmark on its paired rounds
+(``compare_paired``, ``render_paired`` below; the statistics in paired.py).
+
 Kept free of pytest so tests can feed it synthetic samples.
 """
 from __future__ import annotations
@@ -214,7 +219,9 @@ HEADERS = ["benchmark", "rounds (before / now)", "median before", "median now", 
 def render(rows, counts, alpha: float, fail: float | None) -> str:
     """The method, the table and the count of each verdict, as the terminal shows them."""
     from tabulate import tabulate
-    method = (f"Mann-Whitney U on each benchmark's rounds, two-sided, alpha {alpha:g}; "
+    method = ("The weaker test, against a run saved earlier: the machine may have changed since; "
+              "`make compare REF=<rev>` measures both now.\n"
+              f"Mann-Whitney U on each benchmark's rounds, two-sided, alpha {alpha:g}; "
               + (f"a run fails on a significant slowdown beyond {fail:g}%" if fail is not None
                  else "no --bench-compare-fail: the run does not fail on a slowdown"))
     return "\n".join([method, tabulate(rows, headers=HEADERS, disable_numparse=True),
@@ -243,3 +250,63 @@ def conclusion(regressions, fail: float) -> str:
         return (f"nnbench: {len(regressions)} benchmark(s) significantly slower than the baseline by more than "
                 f"{fail:g}%: " + ", ".join(regressions))
     return f"nnbench: no regression (no benchmark significantly slower by more than {fail:g}%)"
+
+
+# -- head and base timed in the same trials (make compare REF=<rev>) ------------------------------------
+PAIRED_HEADERS = ["benchmark", "trials (base / head)", "head / base [95% interval]", "verdict", ""]
+
+
+def _key(bench: dict):
+    """A benchmark's identity in both runs: its group and implementation (the test id otherwise)."""
+    extra = bench.get("extra_info") or {}
+    return (bench.get("group"), extra.get("impl")) if bench.get("group") and extra.get("impl") else bench["fullname"]
+
+
+def _rounds_per_example(bench: dict) -> list[dict]:
+    """The benchmark's rounds in seconds per example: head and base may time different prefixes of an epoch."""
+    examples = (bench.get("extra_info") or {}).get("examples") or 1
+    return [dict(r, seconds=r["seconds"] / examples) for r in (bench.get("extra_info") or {}).get("rounds") or ()]
+
+
+def compare_paired(head: list[dict], base: list[dict], threshold: float | None = None):
+    """Every benchmark of ``head`` that ``base`` timed in the same trials, decided by ``paired.decide`` on
+    head / base per example. Returns (table rows, {verdict: count}, names of the regressions)."""
+    from .paired import THRESHOLD, decide, fmt_ratio, ratio
+    threshold = THRESHOLD if threshold is None else threshold
+    by_key = {_key(b): b for b in base}
+    rows, counts, regressions = [], {}, []
+    for bench in head:
+        before = by_key.get(_key(bench))
+        if before is None:
+            continue
+        if (bench.get("extra_info") or {}).get("status", "passed") != "passed":
+            rows.append([bench["name"], "", "", "", "head's test failed: not compared"])
+            continue
+        now, then = _rounds_per_example(bench), _rounds_per_example(before)
+        v = decide(now, then, threshold)
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+        if v.regression:
+            regressions.append(bench["name"])
+        rows.append([bench["name"], f"{v.rounds[0]} / {v.rounds[1]}", fmt_ratio(ratio(now, then)),
+                     v.verdict.upper() if v.regression else v.verdict,
+                     v.why.split(": ", 1)[1] if v.why.startswith("head / base ") else v.why])
+    return rows, counts, regressions
+
+
+def render_paired(rows, counts, regressions, threshold: float | None = None) -> str:
+    """The method, the table, the count of each verdict and the conclusion, as the terminal shows them."""
+    from tabulate import tabulate
+    from .paired import THRESHOLD
+    threshold = THRESHOLD if threshold is None else threshold
+    method = ("Base and head timed in the same interleaved trials; per benchmark, head / base per example is the "
+              "geometric mean of its per-trial ratios with a 95% bootstrap interval over trials (⚠: wider than "
+              f"±10%); slower (a regression) or faster when the whole interval lies beyond {threshold:g}% of 1.")
+    lines = [method, tabulate(rows, headers=PAIRED_HEADERS, disable_numparse=True),
+             "nnbench compare: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))]
+    lines += [drift] if (drift := one_way(counts)) else []
+    if regressions:
+        lines.append(f"nnbench: {len(regressions)} benchmark(s) slower than the base, the whole interval beyond "
+                     f"{threshold:g}%: " + ", ".join(regressions))
+    else:
+        lines.append(f"nnbench: no regression (no benchmark's interval wholly beyond {threshold:g}% slower)")
+    return "\n".join(lines)

@@ -18,8 +18,9 @@ one per machine label, write README.md and machines-epoch.png (``machines``): a 
 run stands for the run in each of its sub-folders (``benchmark.json``, or the newest saved
 ``NNNN_*.json`` of a ``--benchmark-storage`` folder).
 
-``reading`` loads a run, ``tables`` renders Markdown, ``plots`` the figures, ``writing`` the
-files. Tables come from pytest-benchmark's statistics and the suites' ``extra_info``; a run
+``reading`` loads a run; ``pages`` renders its Markdown from ``answer`` (the headline's ranking),
+``tables`` (per phase), ``tta`` (time to accuracy) and ``cells`` (times and ratios with their
+uncertainty, paired over trials where the run has them); ``plots`` the figures, ``writing`` the files. Tables come from pytest-benchmark's statistics and the suites' ``extra_info``; a run
 that failed is shown as FAILED and is never the baseline of a speedup.
 """
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pathlib import Path
 from . import side_by_side
 from .plots import plot_names, plots
 from .reading import ReportError, Run, Timing, load
-from .tables import FAILED, render
+from .pages import render
+from .tables import FAILED
 from .writing import write_all
 
 __all__ = ["FAILED", "ReportError", "Run", "Timing", "build", "build_machines", "load", "main", "render", "write_all"]

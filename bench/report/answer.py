@@ -4,9 +4,8 @@ implementations in, fastest first. Also the helpers that keep the Markdown reada
 prose wrapped, tables compacted.
 
 Speed is compared per example (``Timing.per_example``), so an epoch timed on a prefix of the
-training set ranks with the whole epochs. A ratio is of two medians measured minutes apart: the
-runs record no interval for it yet, and none is invented here; ⚠ says that one of the two timings
-was unstable, so the ratio may not reproduce, and ‡ that other processes shared the CPUs.
+training set ranks with the whole epochs. A ratio comes from ``cells.ratio``: paired over trials with
+its interval in a run with trials, of two medians otherwise (cells.py says how each is flagged).
 """
 from __future__ import annotations
 
@@ -17,7 +16,8 @@ from statistics import mean
 from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES
-from ..harness.timing import OTHERS_WARN, fmt_time
+from ..harness.timing import fmt_time
+from .cells import ratio
 from .reading import Run, Timing
 
 #: prose is wrapped at this many columns: Markdown joins the lines, a terminal and a diff show them whole
@@ -90,16 +90,6 @@ def speed_order(run: Run, phase: str, impls: list[str], columns) -> list[str]:
 def timing_text(t: Timing) -> str:
     seconds = t.median * (t.extra.get("n_train") or t.examples) / t.examples if t.phase == "epoch" else t.median
     return fmt_time(seconds)
-
-
-def ratio(slow: Timing | None, fast: Timing) -> str:
-    """How many times faster ``fast`` is than ``slow`` per example, ⚠ if either timing was unstable,
-    ‡ if other processes took a share of the CPUs during either."""
-    if slow is None:
-        return "—"
-    text = f"{slow.per_example / fast.per_example:.2f}×"
-    shared = any((t.extra.get("other_processes_cpu_share") or 0) > OTHERS_WARN for t in (slow, fast))
-    return text + (" ⚠" if slow.spread["unstable"] or fast.spread["unstable"] else "") + (" ‡" if shared else "")
 
 
 def answer_rows(run: Run, phases=BATCH_PHASES, batches=None) -> list[list[str]]:

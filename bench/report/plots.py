@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 
-from .answer import speed_order
+from .answer import TTA, speed_order
 from .reading import Run
-from .tables import TTA, batches, epoch_seconds, tta_presets
+from .tables import batches, epoch_seconds
+from .tta import tta_presets
 
 
 def plot_names(run: Run) -> list[str]:

@@ -42,6 +42,12 @@ class Timing:
     def examples(self): return self.extra.get("examples") or 1
 
     @property
+    def rounds(self) -> list | None:
+        """Every timed round with its trial (a run of ``python -m bench.run``), or None (plain pytest)."""
+        rounds = self.extra.get("rounds")
+        return rounds if isinstance(rounds, list) and rounds else None
+
+    @property
     def per_example(self) -> float:
         """Median seconds per example: comparable across rounds of different sizes."""
         return self.median / self.examples
@@ -82,6 +88,11 @@ class Run:
         CUDA ones) gets no empty rows for the rest."""
         ran = {t.impl for t in self.timings} | {o.get("impl") for o in self.meta.get("outcomes", [])}
         return [i for i in self.impls if not self.meta.get("available", {}).get(i) and i in ran]
+
+    @property
+    def trials(self) -> bool:
+        """Timed in interleaved trials (rounds recorded with their trial): its ratios are paired."""
+        return any(t.rounds for t in self.timings)
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -142,6 +153,19 @@ def _timing(path, i: int, bench) -> Timing | None:
     for key in ("params", "extra_info"):
         if not isinstance(bench.get(key) or {}, dict):
             raise ReportError(f"{path}: benchmark {name}: {key} is a {type(bench[key]).__name__}, not a mapping")
+    rounds = (bench.get("extra_info") or {}).get("rounds")
+    if rounds is not None and not (isinstance(rounds, list) and all(map(_round, rounds))):
+        bad = next((r for r in rounds if not _round(r)), rounds) if isinstance(rounds, list) else rounds
+        raise ReportError(f"{path}: benchmark {name}: a round {bad!r} is not {{trial: int, seconds: time, "
+                          "clean: bool}")
     return Timing(name, bench.get("params") or {}, stats, bench.get("extra_info") or {})
+
+
+def _round(r) -> bool:
+    """One entry of ``extra_info["rounds"]`` that the paired statistics can read."""
+    seconds = r.get("seconds") if isinstance(r, dict) else None
+    return (isinstance(r, dict) and isinstance(r.get("trial"), int) and isinstance(r.get("clean", True), bool)
+            and isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)
+            and seconds >= 0)
 
 

@@ -14,12 +14,15 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES, PHASES
-from .answer import compact, para, passed, ratio, timing_text
+from ..harness.timing import fmt_time
+from .answer import TTA, compact, para, passed, timing_text
+from .cells import fmt_spread, method, ratio, speedup
 from .host_table import machine_section
 from .memory import memory_of, peak_cell
 from .reading import BASELINES, ReportError, Run
-from .tables import (FAILED, HEADLINE_BATCHES, HEADLINE_MEMORY_BATCHES, TTA, batch_label, batches, epoch_seconds, fmt_s, fmt_spread, fmt_time,
-                     legend, missing_cell, tta_presets)
+from .pages import HEADLINE_BATCHES, HEADLINE_MEMORY_BATCHES
+from .tables import FAILED, batch_label, batches, epoch_seconds, legend, missing_cell
+from .tta import fmt_s, tta_presets
 
 PLOT = "machines-epoch.png"
 #: every machine's times are also shown relative to this implementation on the base machine: the
@@ -77,9 +80,9 @@ def _cell(run: Run, phase: str, impl: str, batch: int) -> str:
 
 def _speedup(run: Run, base: Run, phase: str, impl: str, batch: int, base_impl: str | None = None) -> str:
     t, b = run.timing(phase, impl, batch=batch), base.timing(phase, base_impl or impl, batch=batch)
-    if t is None or b is None or not (t.passed and b.passed):
+    if t is None or not t.passed:
         return "—"
-    return f"{b.per_example / t.per_example:.2f}×"
+    return speedup(b, t, same_run=run is base)
 
 
 def phase_table(runs: list[Run], base: Run, phase: str, batch: int) -> str:
@@ -226,6 +229,24 @@ def plot(runs: list[Run]) -> bytes | None:
     return buffer.getvalue()
 
 
+def kinds(runs: list[Run]) -> bool | str:
+    """Whether the runs were timed in trials: all (True), none (False) or "some" (for the legend)."""
+    timed = [r.trials for r in runs]
+    return all(timed) or ("some" if any(timed) else False)
+
+
+def trial_note(runs: list[Run]) -> str:
+    """How the machines timed in trials measured their ratios (a sentence to add), or nothing."""
+    timed = [r for r in runs if r.trials]
+    if not timed:
+        return ""
+    key = keys(runs)
+    rest = [r for r in runs if not r.trials]
+    return (f" On {', '.join(key[r.label] for r in timed)}: {method(timed[0])}"
+            + (f" On {', '.join(key[r.label] for r in rest)}: {method(rest[0])}" if rest else "")
+            + " Ratios between machines are of medians measured apart.")
+
+
 def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extra_dirs=()) -> dict[str, bytes]:
     """README.md (and the plot) comparing ``runs``; ``links``: label -> that machine's own report."""
     figure = plot(runs)
@@ -244,14 +265,15 @@ def render(runs: list[Run], base: Run, links: dict[str, str], command: str, extr
              "run did not include it."), "",
         "## Answer", "",
         para("Per phase and batch size, each machine's fastest implementation, its median time, and how many "
-             "times faster it is per example than that machine's next fastest and than its `numpy` (⚠: one of "
-             "the two timings was unstable; ‡: other processes shared the CPUs during one of them)."), "",
+             "times faster it is per example than that machine's next fastest and than its `numpy` ("
+             + ("" if kinds(runs) else "⚠: one of the two timings was unstable; ")
+             + "‡: other processes shared the CPUs during one of them)." + trial_note(runs)), "",
         answer(runs),
-        legend("all", f"Rows are fastest first on {key[base.label]}. \"X vs Y\": machine X's speedup over machine Y on "
+        legend("all", trials=kinds(runs), order=f"Rows are fastest first on {key[base.label]}. \"X vs Y\": machine X's speedup over machine Y on "
                       f"the same implementation; \"X vs `{YARDSTICK}` on {key[base.label]}\": over that machine's "
                       "numpy (that time per example / this one's; — where either did not run)."),
         "## Headline", "",
-        para("Seconds per epoch of the preset's training set (±IQR), median training seconds to the preset's "
+        para(f"Seconds per epoch of the preset's training set ({'±' if kinds(runs) else '±IQR'}), median training seconds to the preset's "
              "target (in brackets: seeds that reached it / seeds) and the peak resident memory an epoch added "
              "(each machine's `memory.md` says how it is measured; \"not recorded\": a run from before memory "
              "was measured), per machine."), "", headline(runs, base),
