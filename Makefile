@@ -17,7 +17,7 @@ NAME   ?=
 IMPLS  ?=
 # `make compare` times the implementations of git revision REF beside today's, in the same
 # interleaved trials (python -m bench.run --ref), and fails when a benchmark got slower by more than
-# COMPARE_FAIL percent (default 5) by its paired rounds' interval (bench/harness/paired.py says the
+# COMPARE_FAIL percent (default 3) by its paired rounds' interval (bench/harness/paired.py says the
 # rule). REF empty: your uncommitted changes to impls/ against HEAD, else the last commit that changed
 # impls/ against its parent. REF=saved: the older, weaker test against this machine's newest saved
 # run, measured minutes or days ago (Mann-Whitney U on the rounds, bench/harness/compare.py; default
@@ -129,7 +129,7 @@ bench-quick: $(STAMP)
 # saves nothing. Each benchmark: faster, slower, noise, or too few clean trials to decide.
 compare: $(STAMP)
 	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$PROCESSES" \
-	    $(if $(filter saved,$(REF)),--compare,"--ref=$(if $(REF),$$REF,auto)") "--compare-fail=$${COMPARE_FAIL:-$(if $(filter saved,$(REF)),15,5)}" \
+	    $(if $(filter saved,$(REF)),--compare,"--ref=$(if $(REF),$$REF,auto)") "--compare-fail=$${COMPARE_FAIL:-$(if $(filter saved,$(REF)),15,3)}" \
 	    $(MACHINE_ARG) --
 
 # py-spy flamegraph + speedscope profile of one implementation and phase, with a text report, into

@@ -1,31 +1,30 @@
-"""``python -m bench.run``: the benchmark suites with every implementation in its own processes.
+"""``python -m bench.run``: the benchmark suites, every implementation in processes of its own,
+timed in interleaved trials.
 
-``pytest bench`` times every implementation in one process. Two things that process cannot give:
+``pytest bench`` times the implementations one after another in one process: minutes apart, so a
+slow phase of a shared machine lands on whichever ran then, and their ratios do not reproduce. Here:
 
-- **Memory.** It holds every framework at once (numba, torch with Inductor, JAX, scikit-learn:
-  hundreds of MB before any work) plus MNIST, and a full-batch time-to-accuracy run adds its
-  working set on top (docs/measurements.md, "Benchmark harness"). Here a process holds one implementation's
-  libraries, so the run's peak is the largest of them.
-- **Noise between processes.** One process's rounds share its state, and the same benchmark's
-  median moves between processes by far more than its rounds spread (``bench/harness/compare.py``).
-  Here every benchmark is timed in ``--processes`` P processes, interleaved (each implementation
-  once, then each again), so they are minutes apart; each times a Pth of the rounds
-  (``--bench-process``), the rounds are pooled, and each process's median is kept in
-  ``extra_info["processes"]`` for ``make compare``.
+- **Processes.** Every implementation's suites run in a pytest process of its own (``--processes``
+  P of them), all started at once: a process holds one framework (memory stays that of the largest
+  plus the others' idle footprint), and an implementation that crashes takes only itself down.
+- **Trials.** The processes take turns (``bench.harness.turns``, ``bench.harness.trials``): one at
+  a time uses the machine, and each benchmark is timed in trials, every implementation one round
+  per trial in a fresh random order, until its ratios to numpy are known to within a few percent
+  or the mode's time for it is spent. A round that lost its CPU to another process is seen,
+  recorded, not paired, and made up by another trial. Every ratio in the report is then paired
+  within trials, with a bootstrap interval (``bench.harness.paired``).
+- **Compare.** ``--ref REV`` also runs the implementations of git revision REV (its ``impls/``,
+  today's harness: ``bench.harness.baseline_tree``) as members of the same trials, and decides per
+  benchmark from the paired rounds; ``--compare`` reads a saved run instead, the weaker test.
 
 The parts are pytest-benchmark JSONs; they are merged into one run of the same format
-(``--json``), which is saved to the machine's history (``--save``, passed runs only) or compared
-with its newest saved run of the same mode (``--compare``). Interrupted (Ctrl-C, a usage error):
-nothing is written. A process that dies is recorded as a failure of its implementation.
-
-An implementation is the user's code, so nothing it does may hang the run, lose its results or
-leave a traceback: every child process (the one that lists the implementations, each benchmark
-process) runs in a process group of its own under a time limit (``--timeout``), and is ended with
-its group when it passes it; an implementation whose import fails, that exits, crashes or hangs is
-a failure of the run naming it. SIGINT, SIGTERM and SIGHUP to this driver are passed on to the
-running child's group, which is waited for; the temporary folder is removed and nothing is saved.
-Every output (``--json``, the history) is checked for writability before the first benchmark,
-and written whole or not at all (``bench.report.writing``).
+(``--json``), which is saved to the machine's history (``--save``, passed runs only). Interrupted
+(Ctrl-C, a usage error): nothing is written. A process that dies is recorded as a failure of its
+implementation; one that holds the machine past ``--timeout`` at one turn (a hang) is ended with its
+process group. SIGINT, SIGTERM and SIGHUP end every benchmark process; the temporary folder is
+removed and nothing is saved. Every output is checked for writability before the first benchmark,
+and written whole or not at all (``bench.report.writing``). Each process's own output (pytest's,
+pytest-benchmark's tables) is shown with ``--show-output``, or when it failed.
 """
 from __future__ import annotations
 
@@ -42,9 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .harness import compare
+from . import baselines
 from .harness.children import STOP_SIGNALS, Stopped, stop, supervise
-from .harness.host import check_label, label_of, this_label
+from .harness.host import check_label, this_label
 from .harness.phases import MODES
 from .harness.processes import died, merge, plan
 from .harness.trials import Alternative, Budget, Driver
@@ -65,8 +64,8 @@ def parse_args(argv):
                                             "(the module's docstring says why), merged into one pytest-benchmark run.",
                                 epilog="Arguments after -- go to every pytest process (e.g. -- --bench-preset relu).")
     p.add_argument("--mode", choices=list(MODES), default="full", help="as pytest's --bench-mode. Default: full")
-    p.add_argument("--processes", type=_positive, default=2, metavar="P",
-                   help="processes per implementation, each timing a Pth of the rounds. Default: 2")
+    p.add_argument("--processes", type=_positive, default=1, metavar="P",
+                   help="processes per implementation, each a member of every trial. Default: 1")
     p.add_argument("--machine", metavar="NAME", help=f"this machine's label (default: {this_label()})")
     p.add_argument("--impl", action="append", default=[], metavar="SPEC",
                    help="also benchmark your own implementation, [NAME=]module:Class (repeatable)")
@@ -173,8 +172,11 @@ def alternative_name(names, k, processes) -> str:
 
 
 def pairs(members) -> list[tuple[str, str]]:
-    """The ratios a benchmark's trials must know before they may end: each implementation's against
-    numpy's (the tables' yardstick) when numpy is among them."""
+    """The ratios a benchmark's trials must know before they may end: with --ref, each implementation's
+    against its baseline's; otherwise each one's against numpy's (the tables' yardstick)."""
+    against_base = [(m, "base:" + m) for m in members if "base:" + m in members]
+    if against_base:
+        return against_base
     yardstick = next((m for m in members if m.split("#")[0] == YARDSTICK), None)
     return [(m, yardstick) for m in members if yardstick and m != yardstick]
 
@@ -198,7 +200,7 @@ def main(argv=None) -> int:
     except WriteError as exc:
         print(f"nnbench: {exc}", file=sys.stderr)
         return 2
-    baseline = _baseline(args) if args.compare is not None else None     # before minutes of benchmarks
+    baseline = baselines.saved(args) if args.compare is not None else None     # before minutes of benchmarks
     if baseline is not None and not isinstance(baseline, tuple):
         return baseline
     handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
@@ -254,7 +256,8 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
             alt = side + alternative_name(names, k, args.processes)
             out, log = tmp / f"{side[:-1] or 'head'}{i}.json", tmp / f"{side[:-1] or 'head'}{i}.log"
             alternatives.append(Alternative(alt, names[0], part_command(names, k, args, rest, out), out, log, cwd=cwd,
-                                            env={**os.environ, ALT_ENV: alt, TURNS_ENV: str(tmp / "turns.sock")}))
+                                            env={**os.environ, ALT_ENV: alt, TURNS_ENV: str(tmp / "turns.sock")},
+                                            which=f"{side}{', '.join(names)}: process {k} of {args.processes}"))
     mode = MODES[args.mode]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"nnbench: {len(alternatives)} benchmark processes take turns, one at a time, in interleaved trials "
@@ -264,7 +267,7 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
     trials = driver.run()
     parts, base_parts = [], []
     for a in alternatives:
-        which = f"{a.alt}: its benchmark process"
+        which = a.which
         code = a.proc.returncode
         if args.show_output or (code not in (0, 1, 5) and not a.timed_out):
             _show(a)
@@ -292,6 +295,7 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
     run["nnbench"]["command"] = os.environ.get("NNBENCH_COMMAND") or shlex.join(["python", "-m", "bench.run",
                                                                                *(argv or sys.argv[1:])])
     run["nnbench"]["other_processes_cpu_share"] = other_processes_share(start)
+    run["nnbench"]["peak_rss_total"] = driver.peak_total or None
     run["nnbench"]["trials"] = {"seed": seed, "least": mode.trials[0], "most": mode.trials[1],
                                 "seconds": mode.trial_seconds, "benchmarks": trials}
     run["nnbench"]["wall_seconds"] = time.monotonic() - began
@@ -304,29 +308,16 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
         if args.json:
             write_file(args.json, json.dumps(run, indent=2).encode())
         if args.save:
-            _save(run, args, failed)
+            baselines.save(run, args, failed)
     except WriteError as exc:
         print(f"nnbench: {exc}", file=sys.stderr)
         return 1
     code = 1 if failed else 0
     if baseline is not None:
-        code = max(code, _compare(run, args, *baseline))
+        code = max(code, baselines.compare_saved(run, args, *baseline))
     if base_tree is not None:
-        code = max(code, _compare_paired(run, merge(base_parts, args.processes, status) if base_parts else None, args))
+        code = max(code, baselines.compare_now(run, merge(base_parts, args.processes, status) if base_parts else None, args))
     return code
-
-
-def _compare_paired(run, base, args) -> int:
-    """Today's implementations against REV's, timed in the same trials: a verdict per benchmark from
-    its paired rounds (bench.harness.paired); exit 1 on a slowdown beyond --compare-fail."""
-    from .harness.compare import render_paired
-    if base is None:
-        print(f"nnbench: --ref {args.ref}: the baseline's benchmark processes left no results (above)", file=sys.stderr)
-        return 1
-    text, regressions = render_paired(base["benchmarks"], run["benchmarks"], args.compare_fail,
-                                      f"{args.ref_sha[:12]} ({args.ref})")
-    print("\n" + text)
-    return 1 if regressions and args.compare_fail is not None else 0
 
 
 def _show(a) -> None:
@@ -348,70 +339,13 @@ def _summary(run, crashed):
         return
     rss = run["nnbench"]["peak_rss_processes"]
     big = max(rss, key=lambda k: rss[k] or 0)
+    total = run["nnbench"].get("peak_rss_total")
     print(f"\nnnbench: {len(run['benchmarks'])} benchmarks from {len(rss)} kinds of process; the largest peak "
-          f"resident memory, {(rss[big] or 0) / 1e9:.2f} GB, was {big}'s")
+          f"resident memory, {(rss[big] or 0) / 1e9:.2f} GB, was {big}'s"
+          + (f"; all of them together held at most {total / 1e9:.2f} GB between turns" if total else ""))
     share = run["nnbench"]["other_processes_cpu_share"]
     if share is not None:
         print(f"nnbench: other processes used {100 * share:.1f}% of the machine's CPU time during this run")
-
-
-def _storage(args, failed=False):
-    import logging
-    from pytest_benchmark.storage.file import FileStorage
-    return FileStorage(args.storage / "failed" if failed else args.storage, logger=logging.getLogger("nnbench"),
-                       default_machine_id=args.machine)
-
-
-def _save(run, args, failed):
-    """pytest-benchmark's FileStorage.save, but whole or not at all: its own writes in place, and a
-    full disk left a truncated JSON in the history that every later compare read."""
-    from pytest_benchmark.utils import get_tag, safe_dumps
-    storage = _storage(args, failed)
-    target = storage.get(f"{storage._next_num}_{get_tag()}.json")
-    write_file(target, safe_dumps(run, ensure_ascii=True, indent=4).encode())
-    where = f"{storage.path}/{args.machine}"
-    print(f"nnbench: saved to {where}" + (": the run failed, so it is no --compare baseline" if failed else ""))
-
-
-def _baseline(args):
-    """(path, run) to compare with, or the exit status of a usage error (said on stderr)."""
-    mode = args.mode
-    if args.compare is True:
-        found = compare.newest_of_mode(_storage(args).load(), mode)
-        if not found:
-            print(f"nnbench: no saved {mode} run of machine {args.machine!r} in {args.storage} to compare with; run "
-                  f"`make bench{'-quick' if mode == 'quick' else ''}` first", file=sys.stderr)
-            return 4
-        path, baseline = found
-    else:
-        path = Path(args.compare)
-        try:
-            baseline = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"nnbench: --compare {path}: not a saved run ({exc})", file=sys.stderr)
-            return 4
-    try:
-        compare.check_baseline(baseline)
-    except ValueError as exc:
-        print(f"nnbench: --compare {path}: cannot compare with it: {exc}", file=sys.stderr)
-        return 4
-    why = compare.other_machine(label_of(baseline), args.machine)
-    if why and not args.compare_other_machine:
-        print(f"nnbench: {path}: {why}; pass --compare-other-machine to compare them on purpose", file=sys.stderr)
-        return 4
-    return path, baseline
-
-
-def _compare(run, args, path, baseline) -> int:
-    threshold = compare.THRESHOLD if args.compare_fail is None else args.compare_fail
-    rows, counts, regressions = compare.compare_runs(baseline["benchmarks"], run["benchmarks"], compare.ALPHA, threshold)
-    print(f"\n---- nnbench compare against {path} ({baseline.get('nnbench', {}).get('processes', 1)} process(es) a "
-          f"benchmark there, {args.processes} here)")
-    print(compare.render(rows, counts, compare.ALPHA, args.compare_fail))
-    if args.compare_fail is None:
-        return 0
-    print(compare.conclusion(regressions, args.compare_fail))
-    return 1 if regressions else 0
 
 
 if __name__ == "__main__":

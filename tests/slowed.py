@@ -11,17 +11,26 @@ and keep its history apart from the real one:
 Each public call (``train_epoch``, ``feedforward``, ``backprop``) runs NumPy's code, then spins
 until ``factor`` times the time it took has passed: ``factor=1.3`` costs 30% more per call,
 whatever the machine. Spinning, not sleeping: a sleep overshoots by the scheduler's tick.
+
+``head_only=True`` slows only today's side of ``make compare REF=...`` (both sides import this file:
+only ``impls/`` comes from REF), so a known slowdown can be compared with the same code unslowed:
+
+    IMPLS='under-test=tests.slowed:Slowed(factor=1.1, head_only=True)' make compare REF=HEAD ONLY=under-test
 """
+import os
 import time
 
 from impls.numpy_impl import NumpyNetwork
 
 
 class Slowed(NumpyNetwork):
-    def __init__(self, spec, factor: float = 1.0):
+    def __init__(self, spec, factor: float = 1.0, head_only: bool = False):
         if not factor >= 1.0:
             raise ValueError(f"factor must be at least 1, not {factor!r}")
         super().__init__(spec)
+        from bench.harness.turns import ALT_ENV
+        if head_only and os.environ.get(ALT_ENV, "").startswith("base:"):
+            factor = 1.0
         self.factor, self._inside = float(factor), False
 
     def _slowed(self, call, *args):

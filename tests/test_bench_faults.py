@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import baselines
 from bench import run as bench_run
 from bench.harness import compare
 from mounts import mounted  # noqa: F401  (fixture)
@@ -182,7 +183,7 @@ def test_saving_onto_a_full_disk_leaves_no_truncated_history(tmp_path, mounted):
     (disk / "box" / "0001_old.json").write_text("{}")
     args = Namespace(storage=disk, machine="box")
     with pytest.raises(WriteError, match="disk full: nothing written"):
-        bench_run._save(_saved_run(), args, failed=False)
+        baselines.save(_saved_run(), args, failed=False)
     assert sorted(p.name for p in disk.rglob("*")) == ["0001_old.json", "box"]
 
 
@@ -196,7 +197,7 @@ def test_saving_stays_atomic_when_the_write_fails(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(WriteError, match=r"0001_.*\.json: disk full: nothing written"):
-        bench_run._save(_saved_run(), Namespace(storage=tmp_path, machine="box"), failed=False)
+        baselines.save(_saved_run(), Namespace(storage=tmp_path, machine="box"), failed=False)
     assert list(tmp_path.rglob("*.json")) == [] and list(tmp_path.rglob("*.tmp")) == []
 
 

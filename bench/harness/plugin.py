@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import time
 
 import pytest
 

@@ -51,6 +51,7 @@ class Alternative:
     log: Path                                   # its stdout and stderr
     cwd: Path | None = None
     env: dict | None = None
+    which: str = ""                             # how messages name it ("numpy: process 1 of 2")
     proc: subprocess.Popen | None = None
     conn: socket.socket | None = None
     reader: object = None
@@ -95,6 +96,7 @@ class Driver:
         self.by_pid: dict[int, Alternative] = {}
         self.started = time.monotonic()
         self.current: Trials | None = None      # the benchmark whose trials run now (for the progress lines)
+        self.peak_total = 0                     # bytes: the most the processes held together, between turns
 
     # -- processes -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -194,8 +196,20 @@ class Driver:
                 self._drop(a)
 
     # -- turns -------------------------------------------------------------------------------------
+    def _resident_total(self, live) -> None:
+        """All processes' resident memory together, read between turns (they are all alive at once)."""
+        total = 0
+        for a in live:
+            try:
+                with open(f"/proc/{a.proc.pid}/status") as fh:
+                    total += next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+        self.peak_total = max(self.peak_total, total)
+
     def _dispatch(self) -> None:
         live = [a for a in self.alts if not a.gone]
+        self._resident_total(live)
         if any(a.conn is None for a in live):      # still starting: nobody goes before everybody waits
             return
         waiting = [a for a in live if a.request is not None]

@@ -1,0 +1,68 @@
+"""The interleaved trials' driver (bench/harness/trials.py) with stand-in benchmark processes
+(tests/trial_worker.py, the real turns protocol): one process at a time, every member once per
+trial in a random order, trials that end, a round that lost its CPU retried, and processes that
+die or hang. Seconds, no framework; nothing here depends on how fast anything ran."""
+import sys
+from pathlib import Path
+
+from bench.harness.trials import Alternative, Budget, Driver
+from bench.harness.turns import ALT_ENV
+from bench.harness.turns import ENV as TURNS_ENV
+
+WORKER = Path(__file__).with_name("trial_worker.py")
+
+
+def _drive(tmp_path, workers, budget=Budget(3, 8, 0.0), timeout=60.0, groups="g1,g2", seconds=0.02):
+    log, said = tmp_path / "rounds.log", []
+    alts = [Alternative(name, name, [sys.executable, str(WORKER), str(log), groups, str(seconds), behaviour],
+                        tmp_path / f"{name}.json", tmp_path / f"{name}.log",
+                        env={ALT_ENV: name, TURNS_ENV: str(tmp_path / "turns.sock"), "PATH": "/usr/bin:/bin"})
+            for name, behaviour in workers]
+    record = Driver(alts, tmp_path / "turns.sock", budget, timeout, seed=1, pairs=lambda members: [],
+                    say=said.append).run()
+    rounds = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    return record, rounds, alts, said
+
+
+def test_one_process_at_a_time_every_member_once_per_trial_in_random_orders(tmp_path):
+    record, rounds, alts, said = _drive(tmp_path, [("a", ""), ("b", ""), ("c", "")])
+    spans = sorted((float(start), float(end)) for _, _, start, end in rounds)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), "two rounds overlapped"
+    assert list(record) == ["g1", "g2"]
+    for group, trials in record.items():
+        assert 3 <= trials["trials"] <= 8
+        assert all(sorted(order) == ["a", "b", "c"] for order in trials["orders"])
+        timed = [r for r in rounds if r[1] == group]
+        assert len(timed) == 3 * trials["trials"]            # every member once per trial
+    orders = [tuple(o) for t in record.values() for o in t["orders"]]
+    assert len(set(orders)) > 1, "the order is drawn afresh for every trial"
+    assert all(a.proc.returncode == 0 and not a.timed_out for a in alts)
+    assert len(said) == 2 and said[0].startswith("nnbench: g1: 3 process(es)")
+
+
+def test_a_member_that_skips_a_benchmark_is_not_waited_for(tmp_path):
+    record, rounds, _, _ = _drive(tmp_path, [("a", ""), ("b", "skip-first")])
+    assert all(order == ["a"] for order in record["g1"]["orders"])
+    assert all(sorted(order) == ["a", "b"] for order in record["g2"]["orders"])
+
+
+def test_a_process_that_dies_mid_trials_leaves_the_others_to_finish(tmp_path):
+    record, rounds, alts, _ = _drive(tmp_path, [("a", ""), ("b", "die-in-round")])
+    b = next(a for a in alts if a.alt == "b")
+    assert b.proc.returncode == 7 and b.gone
+    assert [r[1] for r in rounds if r[0] == "a"].count("g2") >= 3     # a went on to its next benchmark alone
+
+
+def test_a_process_that_hangs_holding_the_machine_is_ended_at_the_timeout(tmp_path):
+    record, rounds, alts, _ = _drive(tmp_path, [("a", ""), ("b", "hang")], timeout=3.0)
+    b = next(a for a in alts if a.alt == "b")
+    assert b.timed_out and b.proc.returncode is not None
+    assert [r[1] for r in rounds if r[0] == "a"].count("g2") >= 3
+
+
+def test_a_round_that_lost_its_cpu_is_recorded_unclean_and_costs_a_trial_more(tmp_path):
+    record, _, _, _ = _drive(tmp_path, [("a", "busy-neighbour"), ("b", "")], groups="g1", seconds=0.1)
+    kept = [line for line in (tmp_path / "rounds.log.rounds").read_text().splitlines() if line.startswith("a ")]
+    first = eval(kept[0].split(" ", 2)[2])[0]               # noqa: S307 (our own repr of a list of dicts)
+    assert first["clean"] is False and first["others"] > 0.05
+    assert record["g1"]["trials"] >= 4 and record["g1"]["retried_rounds"] >= 1
