@@ -13,8 +13,9 @@ workers, workloads and trials:
 
 Each implementation is one worker process, built through ``impls.core.train.build`` at 1 thread and
 validated as the suites validate (``bench.harness.phases``' workloads and validators) before
-anything is timed. A round is a block of calls sized once, before any trial, to about
-``--round-seconds`` (the same block in both designs). Each design runs ``--repetitions`` times, in
+anything is timed. A round is a block of calls sized once, before any trial, so that both sides of a pair
+last about as long (the slower side's one call, at least ``--round-seconds``); the same blocks
+serve both designs. Each design runs ``--repetitions`` times, in
 random order, idle and beside a busy process on one core, so the page can say which design's
 ratio moves less between repetitions and under load, and what each costs in wall time.
 docs/studies.md, "Duet", says how to read it.
@@ -45,20 +46,21 @@ WAIT = 300          # seconds a worker may take to start or to time one round be
 
 
 def add_arguments(p):
-    p.add_argument("--pairs", nargs="+", default=["numpy:numba", "numpy:torch-fast-cpu"], metavar="A:B",
-                   help="implementation pairs; the ratio is A's seconds / B's (default: numpy:numba numpy:torch-fast-cpu)")
+    p.add_argument("--pairs", nargs="+", default=["numpy:numba", "numpy:torch-fast-cpu", "numpy:numpy"], metavar="A:B",
+                   help="implementation pairs; the ratio is A's seconds / B's (default: numpy:numba "
+                        "numpy:torch-fast-cpu numpy:numpy, the last a control whose ratio should be 1)")
     p.add_argument("--preset", default="nielsen", choices=list(PRESETS))
     p.add_argument("--epoch-batch", type=positive_int, default=10)
     p.add_argument("--epoch-examples", type=positive_int, help="examples per timed epoch (default: the preset's training set)")
     p.add_argument("--forward-batch", type=positive_int, default=128)
     p.add_argument("--round-seconds", type=positive_float, default=0.2, help="length a round's block of calls is sized to")
-    p.add_argument("--trials", type=positive_int, default=20, help="trials per repetition (default 20)")
+    p.add_argument("--trials", type=positive_int, default=15, help="trials per repetition (default 15)")
     p.add_argument("--repetitions", type=positive_int, default=4, help="repetitions of each design and load (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the order of the trials and the cores drawn")
 
 
 # -- the worker: one implementation, its workloads, one round at a time ----------------------------
-def _worker(conn, barrier, impl, preset, data_dir, workloads, round_seconds):
+def _worker(conn, barrier, impl, preset, data_dir, workloads):
     from impls.core.mnist import load_dataset
     from impls.core.registry import create
     from impls.core.train import build
@@ -71,12 +73,14 @@ def _worker(conn, barrier, impl, preset, data_dir, workloads, round_seconds):
             PHASES[phase].validate(ready, ref, data, batch)       # before anything is timed
             ready.restore()
             work = PHASES[phase].workload(ready, data, batch, examples)
-            blocks[key] = (work, _calls(work, ready.net.sync, round_seconds))
+            blocks[key] = (work, _once(work, ready.net.sync))
     except UnsupportedError as exc:
         return conn.send(("unsupported", str(exc)))
     except Exception as exc:        # noqa: BLE001 -- the implementation's own code: one line to the parent
         return conn.send(("error", user_failure(exc)))
-    conn.send(("ready", {key: calls for key, (_, calls) in blocks.items()}))
+    conn.send(("ready", {key: once for key, (_, once) in blocks.items()}))
+    calls = conn.recv()             # per workload: the block the parent sized for the pair
+    blocks = {key: (work, calls[key]) for key, (work, _) in blocks.items()}
     while (message := conn.recv())[0] == "round":
         _, key, cpus, together = message
         for task in os.listdir("/proc/self/task"):       # every thread of the process, not just this one
@@ -86,12 +90,11 @@ def _worker(conn, barrier, impl, preset, data_dir, workloads, round_seconds):
         conn.send(_round(*blocks[key], ready.net.sync))
 
 
-def _calls(work, sync, round_seconds) -> int:
-    """Calls in a block of about ``round_seconds`` (after a warm-up call: JIT, caches)."""
+def _once(work, sync) -> float:
+    """Seconds of one call (the best of 3, after a warm-up call: JIT, caches)."""
     work()
     sync()
-    once = min(_timed(work, sync) for _ in range(3))
-    return max(1, round(round_seconds / max(once, 1e-9)))
+    return min(_timed(work, sync) for _ in range(3))
 
 
 def _timed(work, sync) -> float:
@@ -125,18 +128,25 @@ class Pair:
 
     def __init__(self, mp, a, b, args, workloads):
         self.names, self.barrier, self.procs, self.conns = (a, b), mp.Barrier(3), [], []
-        self.calls = []
+        once = []
         for impl in self.names:          # one at a time: each sizes its blocks on a quiet machine
             mine, theirs = mp.Pipe()
-            proc = mp.Process(target=_worker, daemon=True, args=(theirs, self.barrier, impl, args.preset, args.data,
-                                                                 workloads, args.round_seconds))
+            proc = mp.Process(target=_worker, daemon=True,
+                              args=(theirs, self.barrier, impl, args.preset, args.data, workloads))
             proc.start()
             self.procs.append(proc)
             self.conns.append(mine)
             kind, value = self.receive(len(self.conns) - 1)
             if kind != "ready":
                 raise (UnsupportedError if kind == "unsupported" else NnbenchError)(f"{impl}: {value}")
-            self.calls.append(value)
+            once.append(value)
+        # Both sides' blocks last about as long (the slower one's call, at least --round-seconds), so
+        # in a duet round each runs beside the other from start to end.
+        self.calls = []
+        for side, conn in enumerate(self.conns):
+            self.calls.append({key: max(1, round(max(args.round_seconds, *(o[key] for o in once)) / once[side][key]))
+                               for key in workloads})
+            conn.send(self.calls[side])
 
     def receive(self, side):
         conn, proc = self.conns[side], self.procs[side]
@@ -289,7 +299,7 @@ def _render(args, pairs, workloads, reps, wall, cpus) -> Output:
                            f"{100 * float(np.mean(overlap)):.0f}%"])
     text = (f"Pairs {', '.join(f'`{a}` vs `{b}`' for a, b in (p.names for p in pairs))}; preset {args.preset}, "
             f"1 thread each; CPUs {cpus}. Each cell: {args.repetitions} repetitions of {args.trials} trials per "
-            f"design and load, a round ≈ {args.round_seconds:g} s (calls per round, per worker: "
+            f"design and load, a round ≥ {args.round_seconds:g} s, the same length for both sides (calls per round: "
             f"{'; '.join(f'{n}: {c}' for p in pairs for n, c in zip(p.names, p.calls))}). The ratio is A's seconds "
             "per call / B's (B's speed-up over A), the geometric mean of the per-trial ratios of one repetition; "
             "*idle* and *loaded* show the geometric mean over repetitions and [the lowest, the highest]. "
