@@ -1,6 +1,7 @@
 """bench/studies/duet.py at smoke size: both designs, idle and loaded, time every cell in every trial
 and write the page and its JSON (rounds in the trial record's format); bad requests are one line."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,16 @@ def test_zero_trials_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*SMOKE, "--trials", "0"])
     assert exit_info.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_an_implementation_that_raises_in_its_worker_is_one_line(tmp_path, capsys, monkeypatch, mnist):
+    """Registered ad hoc in the parent, registered again in its worker; it fails validation there, and the
+    study stops in one line, writes nothing and leaves no worker behind."""
+    import multiprocessing
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "bad_impls"))
+    assert main([*SMOKE, "--impl", "raiser=tool_raising:RaisesInBackprop", "--pairs", "numpy:raiser",
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m bench.studies: error: implementation 'raiser': RaisesInBackprop.backprop "
+                          "raised RuntimeError: deliberately broken backprop") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists() and not multiprocessing.active_children()

@@ -35,6 +35,7 @@ from tabulate import tabulate
 from impls.core.argtypes import positive_float, positive_int
 from impls.core.errors import ConfigError, NnbenchError, UnsupportedError
 from impls.core.presets import PRESETS
+from impls.core.registry import registry
 from impls.core.threads import usable_cpus
 
 from ..harness.phases import PHASES, REFERENCE
@@ -60,11 +61,12 @@ def add_arguments(p):
 
 
 # -- the worker: one implementation, its workloads, one round at a time ----------------------------
-def _worker(conn, barrier, impl, preset, data_dir, workloads):
+def _worker(conn, barrier, spec, preset, data_dir, workloads):
     from impls.core.mnist import load_dataset
-    from impls.core.registry import create
+    from impls.core.registry import create, register
     from impls.core.train import build
     try:
+        impl = register(spec)      # a name, or an ad hoc --impl NAME=module:Class registered again here
         data = load_dataset(data_dir)
         ready = build(impl, PRESETS[preset], data, threads=1)
         ref = create(REFERENCE, ready.net.spec.with_dtype("float64"))
@@ -80,6 +82,8 @@ def _worker(conn, barrier, impl, preset, data_dir, workloads):
         return conn.send(("error", user_failure(exc)))
     conn.send(("ready", {key: once for key, (_, once) in blocks.items()}))
     calls = conn.recv()             # per workload: the block the parent sized for the pair
+    if not isinstance(calls, dict):     # ("stop",): the other side of the pair could not start
+        return
     blocks = {key: (work, calls[key]) for key, (work, _) in blocks.items()}
     while (message := conn.recv())[0] == "round":
         _, key, cpus, together = message
@@ -115,9 +119,10 @@ def _round(work, calls, sync) -> dict:
     return {"seconds": seconds, "cpu": (time.process_time() - cpu) / (end - start), "start": start, "end": end}
 
 
-def _spin(cpu):
+def _spin(cpu, spinning):
     """The background load: one busy process on one core."""
     os.sched_setaffinity(0, {cpu})
+    spinning.set()
     while True:
         pass
 
@@ -128,17 +133,25 @@ class Pair:
 
     def __init__(self, mp, a, b, args, workloads):
         self.names, self.barrier, self.procs, self.conns = (a, b), mp.Barrier(3), [], []
+        try:
+            self._start(mp, args, workloads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, mp, args, workloads):
         once = []
         for impl in self.names:          # one at a time: each sizes its blocks on a quiet machine
             mine, theirs = mp.Pipe()
             proc = mp.Process(target=_worker, daemon=True,
-                              args=(theirs, self.barrier, impl, args.preset, args.data, workloads))
+                              args=(theirs, self.barrier, registry().entries[impl].spec or impl, args.preset,
+                                    args.data, workloads))
             proc.start()
             self.procs.append(proc)
             self.conns.append(mine)
             kind, value = self.receive(len(self.conns) - 1)
             if kind != "ready":
-                raise (UnsupportedError if kind == "unsupported" else NnbenchError)(f"{impl}: {value}")
+                raise (UnsupportedError if kind == "unsupported" else NnbenchError)(value)
             once.append(value)
         # Both sides' blocks last about as long (the slower one's call, at least --round-seconds), so
         # in a duet round each runs beside the other from start to end.
@@ -221,9 +234,11 @@ def run(ctx) -> Output:
         for k in range(args.repetitions):
             for l in rng.permutation(LOADS):
                 if l == "loaded":
-                    load = mp.Process(target=_spin, args=(cpus[-1],), daemon=True)
+                    spinning = mp.Event()
+                    load = mp.Process(target=_spin, args=(cpus[-1], spinning), daemon=True)
                     load.start()
-                    time.sleep(0.5)
+                    if not spinning.wait(WAIT):
+                        raise NnbenchError(f"duet: the background load did not start within {WAIT} s")
                 for d in rng.permutation(DESIGNS):
                     reps[d, l].append(_repetition(ready, workloads, d, rng, cpus, args.trials))
                     ctx.log(f"repetition {k + 1}/{args.repetitions}, {l}, {d}: {reps[d, l][-1]['wall']:.1f} s")
