@@ -99,7 +99,7 @@ def default_rev(repo=REPO) -> tuple[str, str]:
     return resolve(parent.stdout.strip(), top), "the last change to the implementations"
 
 
-def prepare(sha: str, repo=REPO, into: Path | None = None) -> Path:
+def prepare(sha: str, repo, into: Path) -> Path:
     """Fill ``into`` (created; it must not exist or be empty) with ``sha``'s ``impls/`` and links to
     the current checkout's ``bench/``, ``tests/`` and ``pyproject.toml``, and check, in a fresh
     interpreter started in it, that ``impls`` comes from the folder and ``bench`` from the checkout."""
