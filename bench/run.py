@@ -239,6 +239,12 @@ def _base_tree(args, stack):
     return tree
 
 
+def tree_env(folder: Path) -> dict:
+    """The environment of a process of the baseline's, run in ``folder`` (bench.harness.baseline_tree)."""
+    from .harness.baseline_tree import env
+    return env(folder)
+
+
 def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
     from .harness.plugin import _cpu_clock, other_processes_share
     start, began = _cpu_clock(), time.monotonic()
@@ -256,7 +262,8 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
             alt = side + alternative_name(names, k, args.processes)
             out, log = tmp / f"{side[:-1] or 'head'}{i}.json", tmp / f"{side[:-1] or 'head'}{i}.log"
             alternatives.append(Alternative(alt, names[0], part_command(names, k, args, rest, out), out, log, cwd=cwd,
-                                            env={**os.environ, ALT_ENV: alt, TURNS_ENV: str(tmp / "turns.sock")},
+                                            env={**(tree_env(cwd) if cwd else os.environ), ALT_ENV: alt,
+                                                 TURNS_ENV: str(tmp / "turns.sock")},
                                             which=f"{side}{', '.join(names)}: process {k} of {args.processes}"))
     mode = MODES[args.mode]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)

@@ -63,7 +63,7 @@ def test_modules_that_print_raise_or_exit_on_import_are_named_and_fail_the_run(t
            "RuntimeError: this module is broken" in out
     assert ("exits: loading the implementation: importing tests.bad_impls.run_exits_on_import:X called "
             "sys.exit(0)") in out
-    assert "chatty" not in out.split("nnbench: [1/1]")[0].replace("chatty: process", "")   # it was listed fine
+    assert "chatty" not in out.split("take turns, one at a time")[0].replace("chatty: process", "")   # it was listed fine
     assert not list((tmp_path / "storage").rglob("*.json")), "a failed run is never a baseline"
 
 
@@ -84,7 +84,7 @@ def test_a_hanging_train_epoch_is_ended_at_the_timeout_with_one_line(tmp_path):
     code, out = _run(tmp_path, "--only=sleepy", "--timeout=5", "--", "-k", "test_epoch",
                      impls=f"sleepy={BAD}.run_sleeps:Sleeping", timeout=60)
     assert code == 1 and "Traceback" not in out, out[-3000:]
-    assert "sleepy: process 1 of 1: the benchmark process ran past --timeout 5 s and was stopped" in out
+    assert "sleepy: process 1 of 1: held the machine past --timeout 5 s and was stopped" in out
     assert time.monotonic() - start < 40
     assert _left_behind(tmp_path) == ([], [])
 
@@ -137,7 +137,7 @@ def test_sigterm_to_bench_run_mid_run_ends_its_benchmark_process_and_cleans_up(t
                               env=_env(tmp_path, f"sleepy={BAD}.run_sleeps:Sleeping"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in driver.stdout:                 # the benchmark process has started
-        if "nnbench: [1/1]" in line:
+        if "take turns, one at a time" in line:
             break
     time.sleep(1)
     driver.send_signal(signal.SIGTERM)
@@ -159,7 +159,7 @@ def test_output_targets_are_checked_before_anything_runs(tmp_path):
                               env=_env(tmp_path), capture_output=True, text=True, timeout=60)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 2 and said in out and "Traceback" not in out, out[-2000:]
-        assert "nnbench: [1/" not in out
+        assert "take turns, one at a time" not in out
 
 
 def test_a_read_only_storage_is_refused_before_anything_runs(tmp_path, mounted):
@@ -168,7 +168,7 @@ def test_a_read_only_storage_is_refused_before_anything_runs(tmp_path, mounted):
                           cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "cannot write there (Read-only file system)" in out, out[-2000:]
-    assert "nnbench: [1/" not in out and "Traceback" not in out
+    assert "take turns, one at a time" not in out and "Traceback" not in out
 
 
 def _saved_run():
@@ -215,7 +215,7 @@ def test_a_baseline_with_nan_or_non_numeric_times_is_refused_with_one_line(tmp_p
         compare.check_baseline(json.loads(path.read_text()))
     code, out = _run(tmp_path, f"--compare={path}", "--", "-k", "no_such_benchmark")
     assert code == 4 and said in out and "Traceback" not in out, out[-2000:]
-    assert "nnbench: [1/" not in out
+    assert "take turns, one at a time" not in out
 
 
 @pytest.mark.usefixtures("mnist")

@@ -13,7 +13,7 @@ BAD_IMPLS = Path(__file__).parent / "bad_impls"
 
 
 def test_every_study_module_declares_itself():
-    assert set(studies.studies()) == {"cost-model", "epoch-grid", "roofline", "scaling", "step-overhead"}
+    assert set(studies.studies()) == {"cost-model", "duet", "epoch-grid", "roofline", "scaling", "step-overhead"}
 
 
 def test_list(capsys):

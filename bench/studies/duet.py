@@ -38,6 +38,7 @@ from impls.core.presets import PRESETS
 from impls.core.registry import registry
 from impls.core.threads import usable_cpus
 
+from ..harness.paired import ratio
 from ..harness.phases import PHASES, REFERENCE
 from . import Output, Study, user_failure
 
@@ -271,27 +272,6 @@ def _cell(pair, key) -> str:
     return f"{pair.names[0]}:{pair.names[1]} {key}"
 
 
-# TODO(issue 22): replace with bench.harness.paired.ratio once branch wt-stats lands; same signature
-# (two lists of rounds in the trial record's format) and the same estimate (geometric mean of the
-# per-trial ratios); this stand-in's interval is a plain percentile bootstrap over trials.
-def _ratio(a_rounds, b_rounds):
-    from types import SimpleNamespace
-    from scipy.stats import bootstrap
-    a = {r["trial"]: r["seconds"] for r in a_rounds if r.get("clean", True)}
-    b = {r["trial"]: r["seconds"] for r in b_rounds if r.get("clean", True)}
-    logs = np.log([a[t] / b[t] for t in sorted(a.keys() & b.keys())])
-    if len(logs) == 0:
-        return None
-    low = high = None
-    if len(logs) >= 3 and np.ptp(logs) > 0:
-        ci = bootstrap((logs,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
-                       random_state=20170422).confidence_interval
-        low, high = math.exp(ci.low), math.exp(ci.high)
-    estimate = math.exp(logs.mean())
-    half = None if low is None else max(high / estimate - 1, 1 - low / estimate)
-    return SimpleNamespace(estimate=estimate, low=low, high=high, pairs=len(logs), half_width=half)
-
-
 def _geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -300,7 +280,7 @@ def _render(args, pairs, workloads, reps, wall, cpus) -> Output:
     rows, summary, cells = [], {}, [_cell(p, key) for p in pairs for key in workloads]
     for cell in cells:
         for d in DESIGNS:
-            est = {l: [_ratio(*rep["rounds"][cell]) for rep in reps[d, l]] for l in LOADS}
+            est = {l: [ratio(*rep["rounds"][cell]) for rep in reps[d, l]] for l in LOADS}
             values = {l: [r.estimate for r in est[l]] for l in LOADS}
             spread = {l: max(values[l]) / min(values[l]) - 1 for l in LOADS}
             shift = _geomean(values["loaded"]) / _geomean(values["idle"]) - 1
