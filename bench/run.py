@@ -304,7 +304,7 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
     run["nnbench"]["other_processes_cpu_share"] = other_processes_share(start)
     run["nnbench"]["peak_rss_total"] = driver.peak_total or None
     run["nnbench"]["trials"] = {"seed": seed, "least": mode.trials[0], "most": mode.trials[1],
-                                "seconds": mode.trial_seconds, "benchmarks": trials}
+                                "seconds": mode.trial_seconds, "settle_seconds": driver.settled, "benchmarks": trials}
     run["nnbench"]["wall_seconds"] = time.monotonic() - began
     if crashed:          # what the process had timed before it died is gone with it
         run["nnbench"]["session"] = "failed"

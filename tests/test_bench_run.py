@@ -140,6 +140,9 @@ FORWARD_AND_EPOCH = ("-k", "test_forward or test_epoch", "--benchmark-min-rounds
 SAVED_IN_TWO_PROCESSES = Background(
     "bench-run-two-processes", *_argv("{root}/storage", "--only=numpy", "--processes=2", "--json={root}/run.json",
                                       "--save", "--", *FORWARD_AND_EPOCH), env={"NNBENCH_IMPLS": ""})
+AGAINST_HEAD = Background(
+    "bench-run-ref-head", *_argv("{root}/storage", "--only=numpy", "--ref=HEAD", "--compare-fail=3",
+                                 "--json={root}/run.json", "--", "-k", "test_forward"), env={"NNBENCH_IMPLS": ""})
 ONE_DIES = Background(
     "bench-run-one-dies", *_argv("{root}/storage", "--only=numpy,crash", "--processes=1", "--json={root}/run.json",
                                  "--save", "--", "-k", "test_epoch"), env={"NNBENCH_IMPLS": "crash=tests.crashing:Crashing"})
@@ -189,10 +192,33 @@ def test_a_process_that_dies_is_a_failure_of_its_implementation_and_the_others_a
     assert list((root / "storage" / "failed" / "box").glob("*.json"))
 
 
+@pytest.mark.usefixtures("mnist")
+@pytest.mark.background(AGAINST_HEAD)
+def test_ref_times_the_baselines_implementations_in_the_same_trials_and_decides_from_the_pairs():
+    """`make compare REF=HEAD`: HEAD's impls/ and today's, members of the same trials; smoke mode's one or
+    two trials are too few for an interval, so every verdict is 'undecided' and the run passes."""
+    proc = AGAINST_HEAD.result(timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in out, out[-4000:]
+    assert "the baseline is the implementations of" in out and "against" in out and "undecided" in out
+    run = json.loads((AGAINST_HEAD.root / "run.json").read_text())
+    trials = run["nnbench"]["trials"]["benchmarks"]
+    assert trials and all(sorted(order) == ["base:numpy", "numpy"] for t in trials.values() for order in t["orders"])
+    assert {b["extra_info"]["impl"] for b in run["benchmarks"]} == {"numpy"}     # the run is today's side
+    assert all(r["trial"] is not None for b in run["benchmarks"] for r in b["extra_info"]["rounds"])
+
+
+def test_a_ref_that_is_no_revision_is_one_line_before_anything_runs(tmp_path):
+    code, out = _run(tmp_path, "--ref=no-such-revision-anywhere")
+    assert code == 2 and "--ref no-such-revision-anywhere" in out and "Traceback" not in out, out[-2000:]
+    assert "take turns, one at a time" not in out
+
+
 @pytest.mark.parametrize("args,said", [
     (["--processes=0"], "is not a whole number of processes"),
     (["--compare"], "no saved smoke run of machine 'box'"),
     (["--compare-fail=15"], "--compare-fail needs --compare"),
+    (["--compare", "--ref=HEAD"], "one baseline at a time"),
     (["--compare", "--compare-fail=-3"], "is not a percentage"),
     (["--only=nope"], "no implementation named nope"),
 ])

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import statistics
 
 import pytest
 
@@ -180,12 +181,17 @@ def other_processes_share(start, end=None) -> float | None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    """Per benchmark, too: which timings shared the CPUs with another process."""
+    """Per benchmark, too: which timings shared the CPUs with another process. Taking turns, the
+    other benchmark processes run while this one waits, so there it is what its rounds saw (the
+    median round's share: ``bench.harness.turns`` judges every round)."""
     start = _cpu_clock()
     yield
     fixture = getattr(item, "funcargs", {}).get("benchmark")
-    if fixture is not None:
-        fixture.extra_info["other_processes_cpu_share"] = other_processes_share(start)
+    if fixture is None:
+        return
+    seen = [r["others"] for r in fixture.extra_info.get("rounds", []) if r.get("others") is not None]
+    fixture.extra_info["other_processes_cpu_share"] = (
+        (statistics.median(seen) if seen else None) if turns.driven() else other_processes_share(start))
 
 
 # -- outcomes ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ the run's record; the rounds themselves are recorded by the processes.
 from __future__ import annotations
 
 import json
+import os
 import random
 import selectors
 import signal
@@ -31,6 +32,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .children import GRACE, end, start
+
+
+#: a process counts as idle once its threads use less than this share of one CPU
+IDLE_SHARE = 0.05
+#: the longest the next turn waits for the last process's threads to go idle
+SETTLE_MOST = 0.5
+
+
+def _cpu_ns(pid: int) -> int:
+    """Nanoseconds all threads of ``pid`` have run (``/proc/<pid>/task/*/schedstat``: the scheduler's
+    own count, finer than the clock's 10 ms ticks)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def quiet(pid: int, step: float = 0.002) -> float:
+    """Wait until process ``pid`` is idle, at most SETTLE_MOST seconds; the seconds waited. A process
+    whose turn ended may still have threads spinning: BLAS and OpenMP pools busy-wait for their next
+    task for a while before they sleep, and beside the next process's round they are another tenant
+    taking its CPU. Its last request says it waits, not that its threads do."""
+    start = time.monotonic()
+    before = _cpu_ns(pid)
+    while time.monotonic() - start < SETTLE_MOST:
+        time.sleep(step)
+        now = _cpu_ns(pid)
+        if now - before < IDLE_SHARE * step * 1e9:
+            break
+        before = now
+    return time.monotonic() - start
 
 
 @dataclass(frozen=True)
@@ -59,6 +99,7 @@ class Alternative:
     held_since: float | None = None             # when it was last let go
     gone: bool = False
     timed_out: bool = False
+    ready: bool = False                         # it has asked to time its first benchmark
 
 
 @dataclass
@@ -97,6 +138,7 @@ class Driver:
         self.started = time.monotonic()
         self.current: Trials | None = None      # the benchmark whose trials run now (for the progress lines)
         self.peak_total = 0                     # bytes: the most the processes held together, between turns
+        self.settled = 0.0                      # seconds spent waiting for a process's threads to go idle
 
     # -- processes -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -162,6 +204,11 @@ class Driver:
         alt.request = message                       # a question: it waits
         if self.running is alt:
             self.running = None
+            self.settled += quiet(alt.proc.pid)
+            if op == "plan" and not alt.ready:      # its first benchmark is ready: say so, starting is slow
+                alt.ready = True
+                self.say(f"nnbench: {alt.alt}: ready to time ({time.monotonic() - alt.held_since:.1f} s to start, "
+                         "load, compile and check its first benchmark)")
 
     def _answer(self, alt: Alternative, answer: dict) -> None:
         try:
