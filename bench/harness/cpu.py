@@ -5,8 +5,9 @@ CPUs were busy and the time a hypervisor gave them to another guest (*steal*), a
 CPU time it used; the difference between the machine's busy time and ours is what *other*
 processes took. Everything here is a reading (``clock()``) and a difference of two readings, so a
 benchmark round, a pytest session and a whole run are judged the same way. The clock ticks at
-``SC_CLK_TCK`` (100 Hz): a round of a few ticks cannot tell a little contention from none, which is
-why a round is judged clean up to ``TICKS_ALLOWED`` ticks of others' work (``clean``).
+``SC_CLK_TCK`` (100 Hz) and the machine's busy time is sampled per tick on each CPU, while a
+process's own time is counted exactly: their difference is uncertain by about a tick per CPU at each
+reading, so a round is judged clean up to ``TICKS_ALLOWED`` ticks per CPU of others' work (``clean``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import NamedTuple
 
 #: other processes using more than this share of the machine's CPU time make timings unreliable
 OTHERS_WARN = 0.05
-#: ticks of other processes' work a round may contain and still count as clean: the clock's resolution
+#: ticks per CPU of other processes' work a round may contain and still count as clean: the resolution
+#: of the difference between the machine's sampled busy time and a process's exact one
 TICKS_ALLOWED = 2
 TICK = 1.0 / os.sysconf("SC_CLK_TCK")
 
@@ -96,5 +98,6 @@ def clean(start: Clock | None, end: Clock | None) -> bool:
     if not start or not end:
         return True
     others = max(0.0, (end.busy - start.busy) - (end.own - start.own))
-    allowed = max(OTHERS_WARN * (end.wall - start.wall) * (os.cpu_count() or 1), TICKS_ALLOWED * TICK)
+    cpus = os.cpu_count() or 1
+    allowed = max(OTHERS_WARN * (end.wall - start.wall) * cpus, TICKS_ALLOWED * cpus * TICK)
     return others <= allowed
