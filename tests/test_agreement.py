@@ -45,3 +45,14 @@ def test_runs_without_trials_are_refused_with_one_line(tmp_path, capsys):
     plain.write_text(json.dumps(quick_like_run()))
     assert agreement.main([str(plain), str(plain)]) == 1
     assert "both runs must be timed in trials" in capsys.readouterr().err
+
+
+def test_a_run_of_a_newer_record_schema_is_refused_with_one_line(tmp_path, capsys):
+    from bench import report
+    data = trials_run()
+    data["nnbench"]["schema"] = 99
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(data))
+    assert report.main([str(src), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "written by a newer nnbench (record schema 99" in err and err.count("\n") == 1

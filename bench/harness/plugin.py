@@ -48,6 +48,7 @@ from . import compare, cpu, turns
 from .host import check_label, describe, label_of, this_label
 from .memory import session_peak
 from .phases import MODES
+from .record import SCHEMA
 from .timing import OTHERS_WARN, measured_peak
 
 OUTCOMES = pytest.StashKey[dict]()
@@ -59,8 +60,6 @@ CPU_AT_START = pytest.StashKey[tuple]()
 SESSION = pytest.StashKey[pytest.Session]()
 MACHINE = pytest.StashKey[str]()           # this run's machine label
 _SEVERITY = {"passed": 0, "skipped": 1, "failed": 2}
-#: the record's version: 2 added the rounds of interleaved trials (extra_info["rounds"], "design")
-SCHEMA = 2
 
 
 def pytest_addoption(parser):

@@ -26,6 +26,7 @@ import os
 import socket
 
 from . import cpu
+from .record import Round
 
 ENV = "NNBENCH_TURNS"
 #: this process's name among the alternatives (implementation, ``#k`` for its k-th process, ``base:``)
@@ -136,9 +137,9 @@ class _Rounds:
         if self.start is None:
             return
         end, data = cpu.clock(), self.benchmark.stats.stats.data if self.benchmark.stats else []
-        self.records.append({"trial": self.trial, "process": _process, "seconds": data[-1] if data else None,
-                             "cpu": cpu.own_cpu(self.start, end), "others": cpu.others_share(self.start, end),
-                             "steal": cpu.steal_share(self.start, end), "clean": cpu.clean(self.start, end)})
+        self.records.append(Round(self.trial, _process, data[-1] if data else None, cpu.own_cpu(self.start, end),
+                                  cpu.others_share(self.start, end), cpu.steal_share(self.start, end),
+                                  cpu.clean(self.start, end)).as_dict())
         self.start = None
 
     def finish(self):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..harness.host import check_label, label_of
 from ..harness.phases import REFERENCE
+from ..harness.record import Round, check_schema
 from ..harness.timing import spread
 
 #: implementations listed first in every table: the baselines the speedups are against
@@ -126,7 +127,11 @@ def load(path) -> Run:
 
 
 def _check_meta(path, meta: dict) -> None:
-    """The parts of the ``nnbench`` section the tables iterate over, of the types they expect."""
+    """The record's schema, and the parts of the ``nnbench`` section the tables iterate over, of the
+    types they expect."""
+    why = check_schema(meta)
+    if why:
+        raise ReportError(f"{path}: {why}")
     outcomes, available = meta.get("outcomes", []), meta.get("available", {})
     if not isinstance(outcomes, list) or not all(isinstance(o, dict) for o in outcomes):
         raise ReportError(f"{path}: nnbench.outcomes is a {type(outcomes).__name__}, not a list of test outcomes")
@@ -154,18 +159,9 @@ def _timing(path, i: int, bench) -> Timing | None:
         if not isinstance(bench.get(key) or {}, dict):
             raise ReportError(f"{path}: benchmark {name}: {key} is a {type(bench[key]).__name__}, not a mapping")
     rounds = (bench.get("extra_info") or {}).get("rounds")
-    if rounds is not None and not (isinstance(rounds, list) and all(map(_round, rounds))):
-        bad = next((r for r in rounds if not _round(r)), rounds) if isinstance(rounds, list) else rounds
-        raise ReportError(f"{path}: benchmark {name}: a round {bad!r} is not {{trial: int, seconds: time, "
-                          "clean: bool}")
+    if rounds is not None:
+        why = (next(filter(None, map(Round.check, rounds)), None) if isinstance(rounds, list)
+               else f"its rounds are a {type(rounds).__name__}, not a list")
+        if why:
+            raise ReportError(f"{path}: benchmark {name}: {why}")
     return Timing(name, bench.get("params") or {}, stats, bench.get("extra_info") or {})
-
-
-def _round(r) -> bool:
-    """One entry of ``extra_info["rounds"]`` that the paired statistics can read."""
-    seconds = r.get("seconds") if isinstance(r, dict) else None
-    return (isinstance(r, dict) and isinstance(r.get("trial"), int) and isinstance(r.get("clean", True), bool)
-            and isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)
-            and seconds >= 0)
-
-
