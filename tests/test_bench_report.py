@@ -181,13 +181,28 @@ def test_writes_every_file_and_keeps_every_rounds_time(tmp_path):
     assert report.main([str(src), "--out", str(tmp_path / "results")]) == 0
     out = tmp_path / "results"
     names = {p.name for p in out.iterdir()}
-    assert {"README.md", "forward.md", "backward.md", "epoch.md", "time-to-accuracy.md", "benchmark.json"} <= names
+    assert {"README.md", "epoch.md", "benchmark.json"} <= names
+    # nothing rendered that the run did not measure: an epoch-only run has no forward, backward or
+    # time-to-accuracy page, nor a section for them
+    assert not {"forward.md", "backward.md", "time-to-accuracy.md"} & names
+    assert "## Forward pass" not in (out / "README.md").read_text()
     assert not [n for n in names if n.startswith(".")], "temporary files left behind"
     saved = json.loads((out / "benchmark.json").read_text())
     assert saved["benchmarks"][0]["stats"]["data"] == [0.3] * 20          # every round, for `make compare`
     assert "[0.3, 0.3," in (out / "benchmark.json").read_text()          # on one line, not one per round
     assert saved["benchmarks"][0]["stats"]["median"] == 0.3
     assert "`make bench`" in (out / "README.md").read_text()
+
+
+def test_a_rerender_removes_the_pages_of_phases_the_new_run_did_not_measure(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "forward.md").write_text("an older run's forward page")
+    (out / "notes.txt").write_text("the user's own file")
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(run_json([timing("epoch", "numpy", 10, 0.3, examples=50_000)])))
+    assert report.main([str(src), "--out", str(out)]) == 0
+    assert not (out / "forward.md").exists() and (out / "notes.txt").exists()
 
 
 @pytest.mark.parametrize("content,message", [

@@ -34,7 +34,7 @@ from pathlib import Path
 from . import side_by_side
 from .plots import plot_names, plots
 from .reading import ReportError, Run, Timing, load
-from .pages import render
+from .pages import PHASE_PAGES, render
 from .tables import FAILED
 from .writing import write_all
 
@@ -64,7 +64,10 @@ def build(json_path, out_dir) -> tuple[list[str], Run]:
     files = {name: text.encode() for name, text in render(run, plot_names(run)).items()}
     files.update(plots(run))
     files["benchmark.json"] = dumps(data)
-    write_all(Path(str(out_dir).replace(MACHINE, run.label)), files)
+    out = Path(str(out_dir).replace(MACHINE, run.label))
+    write_all(out, files)
+    for stale in set(PHASE_PAGES) - set(files):      # a page of a phase this run did not measure: an older run's
+        (out / stale).unlink(missing_ok=True)
     return sorted(files), run
 
 

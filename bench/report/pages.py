@@ -115,12 +115,23 @@ def summary(run: Run) -> str:
                 "regenerates every file.") + "\n"
 
 
+def measured_phases(run: Run) -> list:
+    """The batch phases this run timed (or tried to: a failure is shown), in table order."""
+    return [p for p in BATCH_PHASES if batches(run, p.name)]
+
+
+#: every page a run may have beside README.md, so a re-render into a folder removes the ones it no longer has
+PHASE_PAGES = [f"{p.name}.md" for p in BATCH_PHASES] + [f"{TTA}.md"]
+
+
 def render(run: Run, plot_names=()) -> dict[str, str]:
     """Every Markdown file, as text; ``plot_names`` are the figures to embed in README.md. README opens
     with the answer, then the tables fastest first, then the notes (each once) and the machine."""
     note = para(stopped_note(run).strip()) + "\n\n" if stopped_note(run) else ""
-    files = {f"{p.name}.md": f"# {p.title}\n\n{note}{phase_tables(run, p.name)}" for p in BATCH_PHASES}
-    files[f"{TTA}.md"] = f"# {PHASES[TTA].title}\n\n{note}{tta_section(run, '##')}"
+    phases = measured_phases(run)            # nothing rendered that the run did not measure
+    files = {f"{p.name}.md": f"# {p.title}\n\n{note}{phase_tables(run, p.name)}" for p in phases}
+    if tta_measured(run):
+        files[f"{TTA}.md"] = f"# {PHASES[TTA].title}\n\n{note}{tta_section(run, '##')}"
     files["memory.md"] = f"# Memory\n\n{note}{memory_page(run)}"
     plots = "".join(f"![{name}]({name})\n\n" for name in plot_names)
     sources = run.meta.get("sources", {})
@@ -145,8 +156,8 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
              "added (how it is measured: [memory.md](memory.md)); fastest epoch first."),
         "", headline(run),
         failures(run),
-        *(f"## {p.title}\n\n{phase_tables(run, p.name, page=False)}" for p in BATCH_PHASES),
-        f"## {PHASES[TTA].title}\n\n{tta_section(run, '###', page=False)}",
+        *(f"## {p.title}\n\n{phase_tables(run, p.name, page=False)}" for p in phases),
+        *([f"## {PHASES[TTA].title}\n\n{tta_section(run, '###', page=False)}"] if tta_measured(run) else []),
         "## Notes", "", notes(run, [p.name for p in BATCH_PHASES] + [TTA]).strip() or "None.", "",
         "## Machine", "", compact(machine_section(run)),
         *([para("Implementations not built into nnbench: " + "; ".join(f"`{i}` ({s})" for i, s in own.items())
