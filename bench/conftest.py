@@ -21,11 +21,13 @@ from impls.core.testing import impl_params, mnist_or_stop
 from impls.core.train import build
 
 from .harness.phases import MODES, PHASES, REFERENCE, Mode, tta_tag
-from .harness.plugin import (  # noqa: F401  (hooks: this conftest is their plugin)
-    DATA_BYTES, DATA_SOURCE, only, pytest_addoption, pytest_benchmark_compare_machine_info, pytest_benchmark_update_json,
-    pytest_benchmark_update_machine_info, pytest_collection_finish, pytest_configure, pytest_runtest_call, pytest_runtest_makereport,
-    pytest_runtest_protocol, pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary,
+from .harness.history import (  # noqa: F401  (hooks: this conftest is their plugin)
+    pytest_benchmark_compare_machine_info, pytest_sessionfinish, pytest_sessionstart,
     pytest_terminal_summary_compare, pytest_terminal_summary_fail_on_regression)
+from .harness.plugin import (  # noqa: F401  (hooks)
+    DATA_BYTES, DATA_SOURCE, only, pytest_addoption, pytest_benchmark_update_json,
+    pytest_benchmark_update_machine_info, pytest_collection_finish, pytest_configure, pytest_runtest_call,
+    pytest_runtest_makereport, pytest_runtest_protocol, pytest_terminal_summary)
 from .harness.timing import SYNC_TIMER, gemm_peak
 
 
