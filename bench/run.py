@@ -35,17 +35,16 @@ import os
 import random
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from . import baselines
-from .harness.children import STOP_SIGNALS, Stopped, stop, supervise
+from .harness.children import STOP_SIGNALS, Stopped, stop
 from .harness.host import check_label, this_label
 from .harness.phases import MODES
-from .harness.processes import died, merge, plan
+from .harness.processes import died, implementations, merge, plan
 from .harness.trials import Alternative, Budget, Driver
 from .harness.turns import ALT_ENV
 from .harness.turns import ENV as TURNS_ENV
@@ -123,39 +122,6 @@ def _positive(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes (1 or more)")
     return int(text)
-
-
-def implementations(specs, only, tmp: Path, timeout: float) -> tuple[dict[str, str | None], dict[str, str]]:
-    """(name -> why it cannot run here, None if it can; name -> why the user's code is broken),
-    asked of a child process so that this one never imports a framework: it stays small while the
-    benchmarks run. With --only only those are imported (the others: "not asked for"). The answer
-    comes back in a file, not on stdout, which an implementation's module may print to on import;
-    the file of the name being imported says which one ended the child, if one does. A failure
-    raises SystemExit with one line."""
-    answer, trying, errors = tmp / "implementations.json", tmp / "importing.txt", tmp / "implementations.stderr"
-    code = ("import json, sys\nfrom pathlib import Path\nfrom impls.core.errors import NnbenchError\n"
-            "from bench.harness.processes import survey\n"
-            "try:\n    found = survey(sys.argv[4:], set(filter(None, sys.argv[3].split(','))), "
-            "Path(sys.argv[2]).write_text)\n"
-            "except NnbenchError as exc:\n    sys.exit(f'nnbench: {exc}')\n"
-            "Path(sys.argv[1]).write_text(json.dumps(found))\n")
-    with open(errors, "w") as err:
-        try:
-            status = supervise([sys.executable, "-c", code, str(answer), str(trying), only or "", *specs], timeout,
-                               stdout=subprocess.DEVNULL, stderr=err)
-        except subprocess.TimeoutExpired:
-            status = None
-    if answer.exists():
-        found, broken, registered = json.loads(answer.read_text())
-        return {name: found.get(name, "not asked for (--only)") for name in registered}, broken
-    name = trying.read_text() if trying.exists() else None
-    how = (f"did not finish within --timeout {timeout:g} s" if status is None
-           else died(status).replace("the benchmark process", "it").replace(" and wrote no results", ""))
-    lines = errors.read_text(errors="replace").strip().splitlines()
-    if status is not None and lines and lines[-1].startswith("nnbench: "):
-        raise SystemExit(lines[-1])
-    raise SystemExit(f"nnbench: cannot list the implementations: the process importing them {how}"
-                     + (f" while importing {name!r}" if name else "") + (f" ({lines[-1]})" if lines else ""))
 
 
 def part_command(names, k, args, rest, out: Path) -> list:

@@ -21,7 +21,6 @@ the run's record; the rounds themselves are recorded by the processes.
 from __future__ import annotations
 
 import json
-import os
 import random
 import selectors
 import signal
@@ -32,45 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .children import GRACE, end, start
-
-
-#: a process counts as idle once its threads use less than this share of one CPU
-IDLE_SHARE = 0.05
-#: the longest the next turn waits for the last process's threads to go idle
-SETTLE_MOST = 0.5
-
-
-def _cpu_ns(pid: int) -> int:
-    """Nanoseconds all threads of ``pid`` have run (``/proc/<pid>/task/*/schedstat``: the scheduler's
-    own count, finer than the clock's 10 ms ticks)."""
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
-                total += int(fh.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-def quiet(pid: int, step: float = 0.002) -> float:
-    """Wait until process ``pid`` is idle, at most SETTLE_MOST seconds; the seconds waited. A process
-    whose turn ended may still have threads spinning: BLAS and OpenMP pools busy-wait for their next
-    task for a while before they sleep, and beside the next process's round they are another tenant
-    taking its CPU. Its last request says it waits, not that its threads do."""
-    start = time.monotonic()
-    before = _cpu_ns(pid)
-    while time.monotonic() - start < SETTLE_MOST:
-        time.sleep(step)
-        now = _cpu_ns(pid)
-        if now - before < IDLE_SHARE * step * 1e9:
-            break
-        before = now
-    return time.monotonic() - start
+from .cpu import quiet
 
 
 @dataclass(frozen=True)
@@ -134,7 +95,6 @@ class Driver:
         self.path = socket_path
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ)
-        self.by_pid: dict[int, Alternative] = {}
         self.started = time.monotonic()
         self.current: Trials | None = None      # the benchmark whose trials run now (for the progress lines)
         self.peak_total = 0                     # bytes: the most the processes held together, between turns
@@ -148,7 +108,6 @@ class Driver:
             for a in self.alts:
                 with open(a.log, "wb") as log:
                     a.proc = start(a.cmd, cwd=a.cwd, env=a.env, stdout=log, stderr=subprocess.STDOUT)
-                self.by_pid[a.proc.pid] = a
             while not all(a.gone for a in self.alts):
                 self._serve(0.2)
                 self._reap()
