@@ -87,7 +87,7 @@ def pytest_collection_finish(session):
         runs = [mark.args[0] for mark in item.iter_markers("background") if mark.args]
         for run in runs + ([SMOKE_BENCH] if "smoke_bench" in getattr(item, "fixturenames", ()) else []):
             run.start()
-    if any(numba_float64(item) for item in session.items):
+    if any(numba_float64(item) and not skipped(item) for item in session.items):
         NUMBA_FLOAT64.start()
 
 
