@@ -38,7 +38,11 @@ if importlib.util.find_spec("triton") and "TRITON_INTERPRET" not in os.environ:
 # (numba-blas's kernels call impls/numba_impl/kernels.py's), so a cache kept across sessions could
 # serve code an edit has changed; one that lives for a session never outlives the sources it was
 # compiled from. Numba reads the variable when it is imported, so it is set before anything imports it.
-NUMBA_CACHE = Path(tempfile.mkdtemp(prefix="nnbench-numba-cache-"))
+# A session started by a test (the GPU dry run's tests step, which it may cut) uses its parent's
+# folder and leaves its removal to the parent.
+_inherited = Path(os.environ.get("NUMBA_CACHE_DIR", "."))
+OWN_NUMBA_CACHE = not (_inherited.name.startswith("nnbench-numba-cache-") and _inherited.is_dir())
+NUMBA_CACHE = Path(tempfile.mkdtemp(prefix="nnbench-numba-cache-")) if OWN_NUMBA_CACHE else _inherited
 os.environ["NUMBA_CACHE_DIR"] = str(NUMBA_CACHE)
 
 from impls.core import download as download_module, mnist as mnist_module  # noqa: E402  (after TRITON_INTERPRET is decided)
@@ -106,7 +110,8 @@ def pytest_runtest_setup(item):
 def pytest_sessionfinish(session):
     for run in list(background.started.values()):
         run.stop()
-    shutil.rmtree(NUMBA_CACHE, ignore_errors=True)
+    if OWN_NUMBA_CACHE:
+        shutil.rmtree(NUMBA_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
