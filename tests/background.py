@@ -6,13 +6,6 @@ core idle on a 2-core machine. Declared by a test module and started when collec
 the selected tests that name them, ``@pytest.mark.background(run)``), they run beside the tests
 that come before the ones that await them (those go last): the work is the same, only the waiting
 goes. Nothing in them is timed, and the tests beside them check behaviour, not speed.
-
-They run at a lower priority (``NICE``): the tests in pytest's own process are one chain, each after
-the last, and the session cannot end before that chain does, while a background run only has to be
-done by the time its test comes, last. Started together when collection ends, at equal priority
-they left pytest's process a fraction of a core for the first minute; niced, it keeps its core
-and they take the rest, the machine as busy as before. A run with deadlines of its own that a slower
-start could miss (``nice=0``) keeps the tests' priority.
 """
 from __future__ import annotations
 
@@ -26,8 +19,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: every run started in this process, by name: conftest stops what is left of them when the session ends
 started: dict[str, "Background"] = {}
-#: how much lower a background run's priority is than the tests' (``nice``: 0 to 19)
-NICE = 10
 
 
 def environ(env: dict | None = None) -> dict:
@@ -44,8 +35,8 @@ class Background:
     ``@pytest.mark.background(run)``); ``result()`` starts it if need be, waits, and returns a
     CompletedProcess (stdout and stderr together)."""
 
-    def __init__(self, name: str, *argv, env: dict | None = None, cwd=REPO, nice: int = NICE):
-        self.name, self.argv, self.env, self.cwd, self.nice = name, argv, env, cwd, nice
+    def __init__(self, name: str, *argv, env: dict | None = None, cwd=REPO):
+        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
         self.popen = None
 
     def start(self) -> Background:
@@ -56,8 +47,6 @@ class Background:
             self.popen = subprocess.Popen([sys.executable, *(str(a).format(root=self.root) for a in self.argv)],
                                           cwd=self.cwd, env=environ(self.env), stdout=self._log,
                                           stderr=subprocess.STDOUT, text=True)
-            if self.nice:      # before the child starts any process of its own (they inherit it)
-                os.setpriority(os.PRIO_PROCESS, self.popen.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
         return self
 
     def result(self, timeout: float) -> subprocess.CompletedProcess:

@@ -29,10 +29,9 @@ two_cpus = pytest.mark.skipif(usable_cpus() < 2, reason="W = 2 ranks need 2 usab
 SPEC = NetworkSpec((20, 16, 10), "relu", "softmax_crossentropy", "float64")
 BIN = Path(sys.executable).parent
 #: torchrun's job (two processes that each import torch and run every check) starts when collection
-#: ends and runs beside the other tests (tests/background.py); its test awaits it, last. At the
-#: tests' priority: its rendezvous and collectives have deadlines (distributed.DEFAULT_TIMEOUT).
+#: ends and runs beside the other tests (tests/background.py); its test awaits it, last
 TORCHRUN = Background("torchrun", BIN / "torchrun", "--standalone", "--nproc-per-node", "2", "--no-python",
-                      BIN / "nnbench", "check", "torch-ddp-cpu", "--no-mnist", nice=0)
+                      BIN / "nnbench", "check", "torch-ddp-cpu", "--no-mnist")
 
 
 def ddp(spec=SPEC, **options):

@@ -33,9 +33,8 @@ def gpu_run(*args, **kw):
 
 # The dry run (about a minute) starts when collection ends and runs beside the other tests
 # (tests/background.py); the tests that read it await it, last. MNIST: $NNBENCH_DATA or the cache.
-# At the tests' priority: its steps run under time budgets, which a niced, slower run could overrun.
 DRY_RUN = Background("gpu-dry-run", "-m", "bench.gpu_run", "--dry-run", "--out", "{root}/out", "--step-budget", "tests=1",
-                     "--check", "torch-fast-cpu", "--check", "no-such-impl", nice=0)
+                     "--check", "torch-fast-cpu", "--check", "no-such-impl")
 awaits_dry_run = pytest.mark.background(DRY_RUN)
 
 
