@@ -60,6 +60,15 @@ class Background:
         return subprocess.CompletedProcess(self.popen.args, self.popen.returncode,
                                            (self.root / "output.txt").read_text(), "")
 
+    def wait(self, timeout: float) -> None:
+        """Wait for the child if it was started and still runs; never start it."""
+        if self.popen is not None and self.popen.poll() is None:
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                raise
+
     def stop(self) -> None:
         """End the child if it still runs (a session that never reached its test); remove its folder."""
         if self.popen is None:

@@ -11,9 +11,11 @@ should stay within seconds, a few tens at most for one that must start real sess
 import gzip
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,6 +32,19 @@ if importlib.util.find_spec("triton") and "TRITON_INTERPRET" not in os.environ:
     if not torch.cuda.is_available():
         os.environ["TRITON_INTERPRET"] = "1"
 
+# Numba's on-disk cache, for this session only: a fresh folder outside the checkout that this process
+# and every child it starts (they inherit the variable) share, removed when the session ends. Numba
+# keys a cached kernel on its own file's timestamp, not on the files whose functions it calls
+# (numba-blas's kernels call impls/numba_impl/kernels.py's), so a cache kept across sessions could
+# serve code an edit has changed; one that lives for a session never outlives the sources it was
+# compiled from. Numba reads the variable when it is imported, so it is set before anything imports it.
+# A session started by a test (the GPU dry run's tests step, which it may cut) uses its parent's
+# folder and leaves its removal to the parent.
+_inherited = Path(os.environ.get("NUMBA_CACHE_DIR", "."))
+OWN_NUMBA_CACHE = not (_inherited.name.startswith("nnbench-numba-cache-") and _inherited.is_dir())
+NUMBA_CACHE = Path(tempfile.mkdtemp(prefix="nnbench-numba-cache-")) if OWN_NUMBA_CACHE else _inherited
+os.environ["NUMBA_CACHE_DIR"] = str(NUMBA_CACHE)
+
 from impls.core import download as download_module, mnist as mnist_module  # noqa: E402  (after TRITON_INTERPRET is decided)
 from impls.core.testing import impl_params, mnist  # noqa: E402, F401  (re-exported: tests import impl_params from here)
 
@@ -42,6 +57,20 @@ SMOKE_BENCH = background.Background(
     "smoke-bench", "-m", "pytest", "bench", "--bench-mode=smoke", "-q", "-p", "no:cacheprovider",
     "--benchmark-max-time=0.002", "--benchmark-min-rounds=1", "--benchmark-json={root}/smoke.json",
     "--benchmark-storage=file://{root}/storage", "--benchmark-autosave", env={"NNBENCH_COMMAND": "smoke test"})
+
+
+# Numba's float64 kernels (numba and numba-blas), compiled into the session's cache beside the tests:
+# the smoke run compiles the float32 ones, and nothing else but the tests needs float64, whose
+# first network would otherwise compile them (tens of seconds) while every other test waits.
+NUMBA_FLOAT64 = background.Background("numba-float64", "-c", "; ".join([
+    "from impls.core.registry import create", "from impls.core.spec import NetworkSpec",
+    "[create(name, NetworkSpec((4, 3, 2), dtype='float64')) for name in ('numba', 'numba-blas')]"]))
+
+
+def numba_float64(item) -> bool:
+    """Whether a test is parametrized with a Numba implementation in float64."""
+    params = getattr(item, "callspec", None) and item.callspec.params
+    return bool(params) and str(params.get("impl", "")).startswith("numba") and params.get("dtype") == "float64"
 
 
 def python(*argv, cwd=REPO, env=None, timeout=600) -> subprocess.CompletedProcess:
@@ -57,14 +86,32 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     for item in session.items:
-        runs = [mark.args[0] for mark in item.iter_markers("background")]
+        if skipped(item):
+            continue
+        runs = [mark.args[0] for mark in item.iter_markers("background") if mark.args]
         for run in runs + ([SMOKE_BENCH] if "smoke_bench" in getattr(item, "fixturenames", ()) else []):
             run.start()
+    if any(numba_float64(item) and not skipped(item) for item in session.items):
+        NUMBA_FLOAT64.start()
+
+
+def skipped(item) -> bool:
+    """Whether a skip or a skipif with a true condition marks the test: its run is not started."""
+    return (item.get_closest_marker("skip") is not None
+            or any(mark.args and mark.args[0] is True for mark in item.iter_markers("skipif")))
+
+
+def pytest_runtest_setup(item):
+    """A float64 Numba test waits for the kernels compiling beside it rather than compile them again."""
+    if numba_float64(item):
+        NUMBA_FLOAT64.wait(timeout=600)
 
 
 def pytest_sessionfinish(session):
     for run in list(background.started.values()):
         run.stop()
+    if OWN_NUMBA_CACHE:
+        shutil.rmtree(NUMBA_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

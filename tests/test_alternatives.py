@@ -29,20 +29,22 @@ def ready(name, n=25, spec=SPEC):
 
 
 def test_torch_compile_compiles_in_warm_up_and_never_in_an_epoch():
+    """53 examples and SPEC, as test_equivalence's epochs: the step sizes compiled here (10, the
+    short 3 and all 53) are the ones those compile, and Dynamo compiles each once per process."""
     torch = pytest.importorskip("torch")
-    net = ready("torch-compile-cpu")
+    net = ready("torch-compile-cpu", n=53)
     before = net.get_params()
-    assert net.warm_up(10) > 0 and net.compile_seconds > 0       # 25 examples: batches of 10 and of 5
+    assert net.warm_up(10) > 0 and net.compile_seconds > 0       # 53 examples: batches of 10 and of 3
     for (W, b), (W0, b0) in zip(net.get_params(), before):     # the compiling steps left no trace
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
     graphs = dict(torch._dynamo.utils.counters["stats"])
-    net.train_epoch(np.arange(25), 10, 0.1)
+    net.train_epoch(np.arange(53), 10, 0.1)
     assert dict(torch._dynamo.utils.counters["stats"]) == graphs, "a timed epoch compiled"
     assert net.warm_up(10) == 0.0                              # nothing left to compile
-    assert net.warm_up(40) > 0                                 # above n: one mini-batch of all 25
+    assert net.warm_up(60) > 0                                 # above n: one mini-batch of all 53
     graphs = dict(torch._dynamo.utils.counters["stats"])
-    net.train_epoch(np.arange(25), 40, 0.1)
+    net.train_epoch(np.arange(53), 60, 0.1)
     assert dict(torch._dynamo.utils.counters["stats"]) == graphs, "a timed epoch compiled"
 
 

@@ -4,7 +4,9 @@ as one line naming the cause, with no rank left running."""
 import multiprocessing
 import os
 import socket
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,8 @@ from impls.core.errors import ConfigError, UnavailableError
 from impls.core.spec import NetworkSpec
 from impls.core.threads import usable_cpus
 
+from background import Background
+
 torch_ddp = pytest.importorskip("impls.torch_ddp", reason="needs torch")
 dist = pytest.importorskip("torch.distributed")
 if distributed.backend_unavailable_reason("gloo"):
@@ -23,6 +27,11 @@ if distributed.backend_unavailable_reason("gloo"):
 two_cpus = pytest.mark.skipif(usable_cpus() < 2, reason="W = 2 ranks need 2 usable CPUs")
 
 SPEC = NetworkSpec((20, 16, 10), "relu", "softmax_crossentropy", "float64")
+BIN = Path(sys.executable).parent
+#: torchrun's job (two processes that each import torch and run every check) starts when collection
+#: ends and runs beside the other tests (tests/background.py); its test awaits it, last
+TORCHRUN = Background("torchrun", BIN / "torchrun", "--standalone", "--nproc-per-node", "2", "--no-python",
+                      BIN / "nnbench", "check", "torch-ddp-cpu", "--no-mnist")
 
 
 def ddp(spec=SPEC, **options):
@@ -74,6 +83,20 @@ def test_training_at_w2_follows_one_process():
     runs = [train(net, preset, data, seed=3) for net in (ddp(spec, world=2), create("torch-fast-cpu", spec))]
     assert [r.accuracy for r in runs[0].history] == [r.accuracy for r in runs[1].history]
     np.testing.assert_allclose([r.cost for r in runs[0].history], [r.cost for r in runs[1].history], rtol=1e-9)
+
+
+# The tests above and the one below reuse one set of 2 ranks (distributed.ranks keeps them while they
+# live); the faults after it stop their ranks, so each fault starts its own.
+@two_cpus
+def test_more_ranks_than_a_mini_batch_is_one_line():
+    net = ddp(world=2)
+    params, X, y = random_problem(SPEC, seed=1, batch=4)
+    net.set_params(params)
+    net.set_training_data(X, y)
+    with pytest.raises(ConfigError, match="a mini-batch of 1 example cannot be shared by 2 ranks: choose world <= 1"):
+        net.update_mini_batch(X[:1], y[:1], 0.1)
+    with pytest.raises(ConfigError, match="cannot be shared by 2 ranks"):
+        net.train_epoch(np.arange(4), 1, 0.1)
 
 
 # -- faults: functions a rank runs (module level: they travel by name) ------------------------
@@ -161,18 +184,6 @@ def test_bad_options_are_one_line(options, message):
         ddp(**options)
 
 
-@two_cpus
-def test_more_ranks_than_a_mini_batch_is_one_line():
-    net = ddp(world=2)
-    params, X, y = random_problem(SPEC, seed=1, batch=4)
-    net.set_params(params)
-    net.set_training_data(X, y)
-    with pytest.raises(ConfigError, match="a mini-batch of 1 example cannot be shared by 2 ranks: choose world <= 1"):
-        net.update_mini_batch(X[:1], y[:1], 0.1)
-    with pytest.raises(ConfigError, match="cannot be shared by 2 ranks"):
-        net.train_epoch(np.arange(4), 1, 0.1)
-
-
 def test_a_missing_backend_is_a_reason(monkeypatch):
     monkeypatch.setattr(dist, "is_gloo_available", lambda: False)
     assert "has no gloo backend" in distributed.backend_unavailable_reason("gloo")
@@ -190,19 +201,14 @@ def test_cuda_without_gpus_is_unavailable_with_the_reason(capsys):
 
 
 @two_cpus
+@pytest.mark.skipif(not ((BIN / "torchrun").exists() and (BIN / "nnbench").exists()),
+                    reason="needs torchrun and nnbench installed beside this Python")
+@pytest.mark.background(TORCHRUN)
 def test_the_same_code_joins_a_torchrun_job():
     """torchrun starts 2 processes; each is one rank (RANK, WORLD_SIZE from torchrun) and the
     conformance checks pass with the mini-batches split between them."""
-    import subprocess
-    import sys
-    from pathlib import Path
-    bin_dir = Path(sys.executable).parent
-    if not (bin_dir / "torchrun").exists() or not (bin_dir / "nnbench").exists():
-        pytest.skip("needs torchrun and nnbench installed beside this Python")
-    proc = subprocess.run([str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python",
-                           str(bin_dir / "nnbench"), "check", "torch-ddp-cpu", "--no-mnist"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = TORCHRUN.result(timeout=300)           # stdout and stderr together
+    assert proc.returncode == 0, proc.stdout[-4000:]
     assert proc.stdout.count("torch-ddp-cpu: all 32 checks passed") == 2      # one line per rank
 
 

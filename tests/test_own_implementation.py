@@ -23,10 +23,11 @@ def readme_files() -> dict[str, str]:
     return files
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def user(tmp_path_factory):
     """run(*argv, pythonpath=...) -> CompletedProcess, in a directory outside the repository that
-    holds the documented example as a package source, installed into ``site`` with pip."""
+    holds the documented example as a package source, installed into ``site`` with pip. For the
+    session: the test that awaits its smoke benchmark runs last, after the other modules' tests."""
     root = tmp_path_factory.mktemp("user")
     src = root / "mynet-demo"
     src.mkdir()
@@ -46,8 +47,8 @@ def user(tmp_path_factory):
                               timeout=timeout)
 
     run.root, run.src, run.site = root, src, site
-    # The smoke benchmark of both registrations (the last test) starts now and runs beside the
-    # checks before it.
+    # The smoke benchmark of both registrations starts now and runs beside every test until the
+    # last one, which awaits it.
     (root / "decline.py").write_text(DECLINER)
     run.smoke = Background("own-smoke", "-m", "pytest", REPO / "bench", "--rootdir", REPO, "-c", REPO / "pyproject.toml",
                            "--bench-mode=smoke", "-q", "-p", "no:cacheprovider", "-k", "my-net or relu-only or numpy",
@@ -110,6 +111,7 @@ class ReluOnly(MyNetwork):
 '''
 
 
+@pytest.mark.background        # started by ``user``, awaited last
 def test_smoke_benchmark_runs_and_renders_both_registrations(user, tmp_path, mnist):
     """The installed entry point and an ad hoc spec (which declines nielsen's quadratic cost)
     in one smoke run: both in the JSON and the tables; the declined pairs skipped, saying why."""
