@@ -172,12 +172,12 @@ def main(argv=None) -> int:
     handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
         with tempfile.TemporaryDirectory(prefix="nnbench-run-") as tmp, contextlib.ExitStack() as stack:
-            base_tree = None
+            folders = (None, None)
             if args.ref is not None:
-                base_tree = _base_tree(args, stack)
-                if isinstance(base_tree, int):
-                    return base_tree
-            return _run(args, rest, argv, baseline, Path(tmp), base_tree)
+                folders = _sides(args, stack)
+                if isinstance(folders, int):
+                    return folders
+            return _run(args, rest, argv, baseline, Path(tmp), *folders)
     except Stopped as exc:
         print(f"nnbench: stopped by {exc}: its benchmark process ended with it; nothing written or saved",
               file=sys.stderr)
@@ -187,22 +187,21 @@ def main(argv=None) -> int:
             signal.signal(s, handler)
 
 
-def _base_tree(args, stack):
-    """The folder the baseline's processes run in (REV's impls/, today's harness), or an exit status."""
-    from .harness.baseline_tree import BaselineError, checkout, default_rev, resolve
+def _sides(args, stack):
+    """(the baseline's folder, today's folder): REV's impls/ and today's, prepared alike with today's
+    harness (bench.harness.baseline_tree); or an exit status after saying why not."""
+    from .harness.baseline_tree import BaselineError, default_rev, resolve, sides
     repo = Path.cwd()
     try:
-        if args.ref == "auto":
-            sha, why = default_rev(repo)
-        else:
-            sha, why = resolve(args.ref, repo), f"--ref {args.ref}"
-        tree = stack.enter_context(checkout(sha, repo))
+        sha, why = default_rev(repo) if args.ref == "auto" else (resolve(args.ref, repo), f"--ref {args.ref}")
+        folders = stack.enter_context(sides(sha, repo))
     except BaselineError as exc:
         print(f"nnbench: --ref {args.ref}: {exc}", file=sys.stderr)
         return 2
     args.ref_sha = sha
-    print(f"nnbench: the baseline is the implementations of {sha[:12]} ({why}), timed now beside today's", flush=True)
-    return tree
+    print(f"nnbench: the baseline is the implementations of {args.ref_sha[:12]} ({why}), timed now beside "
+          "today's, both from folders prepared alike", flush=True)
+    return folders
 
 
 def tree_env(folder: Path) -> dict:
@@ -211,7 +210,7 @@ def tree_env(folder: Path) -> dict:
     return env(folder)
 
 
-def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
+def _run(args, rest, argv, baseline, tmp: Path, base_tree=None, head_tree=None) -> int:
     from .harness.plugin import _cpu_clock, other_processes_share
     start, began = _cpu_clock(), time.monotonic()
     status, broken = implementations(args.impl, args.only, tmp, args.timeout)
@@ -223,7 +222,7 @@ def _run(args, rest, argv, baseline, tmp: Path, base_tree=None) -> int:
         print(f"nnbench: {exc}", file=sys.stderr)
         return 2
     alternatives = []
-    for side, cwd in (("", None), *((("base:", base_tree),) if base_tree else ())):
+    for side, cwd in (("", head_tree), *((("base:", base_tree),) if base_tree else ())):
         for i, (names, k) in enumerate(steps, 1):
             alt = side + alternative_name(names, k, args.processes)
             out, log = tmp / f"{side[:-1] or 'head'}{i}.json", tmp / f"{side[:-1] or 'head'}{i}.log"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.baseline_tree import REPO, BaselineError, checkout, default_rev, prepare, resolve, where_from
+from bench.harness.baseline_tree import (REPO, BaselineError, checkout, default_rev, prepare, resolve, sides,
+                                         where_from)
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -118,3 +119,24 @@ def test_the_real_repository_beats_the_editable_install_and_is_left_as_it_was():
         assert found["impls"] == str(folder / "impls" / "__init__.py")
         assert Path(found["bench"]).resolve() == REPO / "bench" / "__init__.py"
     assert git(REPO, "status", "--porcelain", "--untracked-files=all") == before
+
+
+def test_both_sides_are_prepared_alike_from_ref_and_from_the_working_tree(history):
+    """Today's side runs from a copy of the working tree's impls/ (uncommitted changes in, compiled
+    caches out) in a folder of the same shape as REF's: the sides differ only in their code."""
+    repo, _ = history
+    (repo / "impls" / "constant.py").write_text("VALUE = 'uncommitted'\n")
+    (repo / "impls" / "__pycache__").mkdir(exist_ok=True)
+    (repo / "impls" / "__pycache__" / "stale.pyc").write_bytes(b"")
+    try:
+        with sides("HEAD", repo) as (base, head):
+            assert len(str(base)) == len(str(head)) and base.name == head.name == "tree"
+            assert (base / "impls" / "constant.py").read_text() == "VALUE = 2\n"
+            assert run_in(head, "import impls.constant; print(impls.constant.VALUE)") == "uncommitted"
+            assert not (head / "impls" / "__pycache__").exists()
+            assert (head / "bench").is_symlink() and (base / "bench").is_symlink()
+    finally:
+        git(repo, "checkout", "-q", "--", "impls")
+        import shutil
+        shutil.rmtree(repo / "impls" / "__pycache__")
+    assert not base.exists() and not head.exists()

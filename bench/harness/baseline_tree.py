@@ -11,6 +11,14 @@ no index, no HEAD), and links to the current checkout for the rest. Run
 ``__editable__`` finder sits after the path finder in ``sys.meta_path``, so it answers only for
 what the path does not hold. ``prepare`` checks this in a fresh interpreter rather than trusting it.
 
+**Both sides are prepared alike** (``sides``): today's ``impls/`` is copied into a folder of the
+same shape beside REF's, and both sides' processes run from their folders. Run from the checkout,
+today's side differed from the baseline's in more than its code: Numba loaded its kernels from the
+checkout's on-disk cache while REF's compiled afresh, the paths and environment differed in length
+(which moves a process's memory layout: Mytkowicz et al., "Producing Wrong Data Without Doing
+Anything Obviously Wrong!", ASPLOS 2009), and unchanged code came out a few percent faster on
+today's side in every compare. Now the only difference between the sides is the code.
+
 Only ``impls/`` is taken from REF: an implementation of your own in another module (``$NNBENCH_IMPLS``,
 an installed package) is imported from where it lives today, on both sides.
 
@@ -99,8 +107,9 @@ def default_rev(repo=REPO) -> tuple[str, str]:
     return resolve(parent.stdout.strip(), top), "the last change to the implementations"
 
 
-def prepare(sha: str, repo, into: Path) -> Path:
-    """Fill ``into`` (created; it must not exist or be empty) with ``sha``'s ``impls/`` and links to
+def prepare(sha: str | None, repo, into: Path) -> Path:
+    """Fill ``into`` (created; it must not exist or be empty) with ``sha``'s ``impls/`` (None: today's,
+    as the working tree has it, uncommitted changes included, without compiled caches) and links to
     the current checkout's ``bench/``, ``tests/`` and ``pyproject.toml``, and check, in a fresh
     interpreter started in it, that ``impls`` comes from the folder and ``bench`` from the checkout."""
     top = _toplevel(repo)
@@ -108,12 +117,16 @@ def prepare(sha: str, repo, into: Path) -> Path:
     if into.exists() and any(into.iterdir()):
         raise BaselineError(f"{into} is not empty: the baseline is prepared into a new folder")
     into.mkdir(parents=True, exist_ok=True)
-    archive = _git(top, "archive", "--format=tar", sha, "--", CODE, binary=True)
-    if archive.returncode != 0:
-        raise BaselineError(f"git archive {sha[:12]} {CODE} failed: "
-                            f"{archive.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
+    if sha is None:
+        shutil.copytree(top / CODE, into / CODE, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi",
+                                                                                "*.nbc"))
+    else:
+        archive = _git(top, "archive", "--format=tar", sha, "--", CODE, binary=True)
+        if archive.returncode != 0:
+            raise BaselineError(f"git archive {sha[:12]} {CODE} failed: "
+                                f"{archive.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(into, filter="data")
     for name in HARNESS:
         if (top / name).exists():
             (into / name).symlink_to(top / name, target_is_directory=(top / name).is_dir())
@@ -162,5 +175,17 @@ def checkout(rev: str, repo=REPO):
     scratch = Path(tempfile.mkdtemp(prefix="nnbench-baseline-"))
     try:
         yield prepare(sha, repo, scratch / "tree")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sides(rev: str, repo=REPO):
+    """(REF's folder, today's folder), prepared alike in one temporary folder (paths of one length),
+    removed afterwards whatever happens inside."""
+    sha = resolve(rev, repo)
+    scratch = Path(tempfile.mkdtemp(prefix="nnbench-compare-"))
+    try:
+        yield prepare(sha, repo, scratch / "base" / "tree"), prepare(None, repo, scratch / "head" / "tree")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
