@@ -35,7 +35,8 @@ def session(tmp_path):
 
     def run(*args):
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "no:cacheprovider",
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "bench.harness.history",
+                               "-p", "no:cacheprovider",
                                str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
                                "--benchmark-max-time=0.001", "--benchmark-min-rounds=1", "--bench-only=numpy", *args],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -120,8 +121,10 @@ def test_an_interrupted_session_is_marked_interrupted_and_the_report_says_so_on_
 
     from bench import report
     assert report.main([str(tmp_path / "run.json"), "--out", str(tmp_path / "results")]) == 0
-    for name in ("README.md", "forward.md", "time-to-accuracy.md"):
-        text = (tmp_path / "results" / name).read_text()
+    pages = sorted((tmp_path / "results").glob("*.md"))
+    assert "README.md" in [p.name for p in pages] and len(pages) >= 2
+    for page in pages:                          # README and every page of what the run measured
+        text = page.read_text()
         top = text.split("\n\n")[1]                                   # right under the title
         assert top.startswith("> **Interrupted**: this session stopped part-way (interrupted) after 1 of its "
                               "3 benchmarks."), (name, top)

@@ -18,7 +18,8 @@
   driver, the session takes turns with the others (``bench.harness.turns``).
 
 What becomes a baseline under plain ``pytest bench`` and how such a run is compared with one:
-``bench.harness.history``. ``bench/conftest.py`` imports both modules' hooks. They rely on
+``bench.harness.history``. ``bench/conftest.py`` imports both modules' hooks (``pytest -p
+bench.harness.plugin -p bench.harness.history`` loads them alone). They rely on
 pytest-benchmark internals (its session object's storage and save/compare settings, the fixture's
 ``has_error``): pyproject.toml pins the minor version that tests/test_bench_plugin.py exercises.
 """
