@@ -24,6 +24,10 @@ IMPLS  ?=
 # COMPARE_FAIL 15, since an idle machine moved unchanged medians by up to ~10% between such runs).
 REF    ?=
 COMPARE_FAIL ?=
+# compare runs each side's implementations in this many processes: a process's own layout moves all
+# its rounds by a few percent, which trials inside one process cannot show; with two a side the
+# interval resamples processes too (bench/harness/paired.py), and unchanged code stops looking slower.
+COMPARE_PROCESSES ?= 2
 # This machine's label (--bench-machine): its history folder .benchmarks/<label>/ and its folder
 # under results/. Empty: the CPU model, logical CPUs and GPU (e.g. intel-xeon-2cpu).
 MACHINE ?=
@@ -44,7 +48,7 @@ DRY_RUN ?=
 # shell's text: a spec such as mynet:MyNetwork(device="cuda") is one argument whatever it holds, and
 # a ';' or '$(...)' in a value is text. ARGS is a list of arguments: bench/make_args.py splits it
 # as a shell splits words (quotes group: ARGS='-k "forward or epoch"') and evaluates nothing.
-export IMPL PRESET PHASE NAME OUT MODE MACHINE ONLY ARGS PROCESSES COMPARE_FAIL BUDGET DATA REF
+export IMPL PRESET PHASE NAME OUT MODE MACHINE ONLY ARGS PROCESSES COMPARE_FAIL COMPARE_PROCESSES BUDGET DATA REF
 WITH_ARGS = $(PY) -m bench.make_args
 
 ifneq ($(IMPLS),)
@@ -128,7 +132,7 @@ bench-quick: $(STAMP)
 # The MODE (default quick) suites of today's implementations and REF's (above), in the same trials;
 # saves nothing. Each benchmark: faster, slower, noise, or too few clean trials to decide.
 compare: $(STAMP)
-	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$PROCESSES" \
+	$(WITH_ARGS) $(PY) -m bench.run "--mode=$$MODE" "--processes=$$COMPARE_PROCESSES" \
 	    $(if $(filter saved,$(REF)),--compare,"--ref=$(if $(REF),$$REF,auto)") "--compare-fail=$${COMPARE_FAIL:-$(if $(filter saved,$(REF)),15,3)}" \
 	    $(MACHINE_ARG) --
 

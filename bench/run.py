@@ -138,12 +138,13 @@ def alternative_name(names, k, processes) -> str:
 
 
 def pairs(members) -> list[tuple[str, str]]:
-    """The ratios a benchmark's trials must know before they may end: with --ref, each implementation's
-    against its baseline's; otherwise each one's against numpy's (the tables' yardstick)."""
+    """The ratios a benchmark's trials must know before they may end (``members``: its implementations,
+    each standing for all its processes): with --ref, each implementation's against its baseline's;
+    otherwise each one's against numpy's (the tables' yardstick)."""
     against_base = [(m, "base:" + m) for m in members if "base:" + m in members]
     if against_base:
         return against_base
-    yardstick = next((m for m in members if m.split("#")[0] == YARDSTICK), None)
+    yardstick = next((m for m in members if m == YARDSTICK), None)
     return [(m, yardstick) for m in members if yardstick and m != yardstick]
 
 

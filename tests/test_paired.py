@@ -105,3 +105,19 @@ def test_decide_false_alarms_on_unchanged_code_stay_within_the_argued_rate():
     slowed = [paired.decide(*noisy_pair(rng, 1.10)) for _ in range(40)]
     assert sum(v.regression for v in unchanged) <= 2
     assert sum(v.verdict == SLOWER for v in slowed) >= 32
+
+
+def test_a_process_level_shift_widens_the_interval_instead_of_calling_a_change():
+    """Unchanged code whose second head process runs 8% slower throughout (its memory layout, say):
+    with two processes a side the interval resamples processes and covers 1; one process a side, the
+    same shift would look like a change the trials cannot question."""
+    import numpy as np
+    rng = np.random.default_rng(3)
+
+    def rounds(effects):
+        return [{"trial": t, "process": p, "seconds": 0.1 * e * float(np.exp(rng.normal(0, 0.01))), "clean": True}
+                for p, e in enumerate(effects, 1) for t in range(15)]
+    two = paired.ratio(rounds([1.0, 1.08]), rounds([1.0, 0.99]))
+    assert two.low <= 1.0 <= two.high
+    one = paired.ratio(rounds([1.08]), rounds([1.0]))
+    assert one.low > 1.03                                   # what one process a side would have said

@@ -82,8 +82,21 @@ def per_trial(rounds) -> dict[int, float]:
     return {trial: median(s) for trial, s in seconds.items()}
 
 
+def by_process(rounds) -> dict[int, dict[int, float]]:
+    """process -> (trial -> seconds of its clean round): each of an implementation's processes apart."""
+    out: dict[int, list] = {}
+    for r in rounds or ():
+        out.setdefault(r.get("process", 1), []).append(r)
+    return {p: per_trial(rs) for p, rs in out.items()}
+
+
 def ratio(a_rounds, b_rounds, confidence: float = CONFIDENCE) -> Ratio | None:
-    """a / b paired on the trials both have (None when they share no trial with a positive time)."""
+    """a / b paired on the trials both have (None when they share no trial with a positive time).
+    Where either side was timed in several processes, the interval resamples processes too
+    (``_across_processes``)."""
+    a_procs, b_procs = by_process(a_rounds), by_process(b_rounds)
+    if len(a_procs) > 1 or len(b_procs) > 1:
+        return _across_processes(a_procs, b_procs, confidence)
     a, b = per_trial(a_rounds), per_trial(b_rounds)
     logs = np.array([math.log(a[t] / b[t]) for t in sorted(a.keys() & b.keys()) if a[t] > 0 and b[t] > 0])
     if not len(logs):
@@ -93,6 +106,41 @@ def ratio(a_rounds, b_rounds, confidence: float = CONFIDENCE) -> Ratio | None:
         return Ratio(estimate, None, None, len(logs))
     low, high = _interval(logs, np.mean, confidence)
     return Ratio(estimate, math.exp(low), math.exp(high), len(logs))
+
+
+def _across_processes(a_procs, b_procs, confidence: float) -> Ratio | None:
+    """a / b where a side ran in several processes. A process is a sample too: its memory layout, where
+    its pages and threads landed, make all its rounds a few percent faster or slower than another
+    process's of the same code, and trials within one process cannot show that (Kalibera & Jones,
+    ISMM 2013: resample at every level that varies). Per trial, each side's time is the geometric mean
+    over its processes; the estimate is the geometric mean over trials of a / b; the interval is a
+    two-level bootstrap: each side's processes resampled with replacement, then the trials."""
+    trials = sorted(set().union(*(p.keys() for p in a_procs.values())) & set().union(*(p.keys() for p in b_procs.values())))
+    if not trials:
+        return None
+
+    def logs(procs):
+        return np.array([[math.log(p[t]) if p.get(t, 0) > 0 else np.nan for t in trials] for p in procs.values()])
+    la, lb = logs(a_procs), logs(b_procs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)        # a trial with no clean round on one side
+        diff = np.nanmean(la, axis=0) - np.nanmean(lb, axis=0)
+        kept = np.isfinite(diff)
+        if not kept.any():
+            return None
+        estimate = math.exp(float(diff[kept].mean()))
+        if kept.sum() < MIN_PAIRS:
+            return Ratio(estimate, None, None, int(kept.sum()))
+        rng = np.random.default_rng(SEED)
+        pick = rng.integers(0, len(trials), (RESAMPLES, 1, len(trials)))         # the trials, as drawn
+
+        def side(l):                                                              # (resample, trial) log time
+            drawn = l[rng.integers(0, len(l), (RESAMPLES, len(l)))]              # its processes, as drawn
+            return np.nanmean(np.take_along_axis(drawn, np.repeat(pick, len(l), axis=1), axis=2), axis=1)
+        stats = np.nanmean(side(la) - side(lb), axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.nanquantile(stats, [tail, 1 - tail])
+    return Ratio(estimate, min(math.exp(low), estimate), max(math.exp(high), estimate), int(kept.sum()))
 
 
 def time_interval(rounds, confidence: float = CONFIDENCE) -> Ratio | None:

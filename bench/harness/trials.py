@@ -259,8 +259,11 @@ class Driver:
         if time.monotonic() - t.started > self.budget.seconds:
             return True
         from .paired import ratio
-        for a, b in self.pairs([a.alt for a in members]):
-            r = ratio(t.rounds.get(a, []), t.rounds.get(b, []))
+        kinds: dict[str, list] = {}            # numpy#1, numpy#2 -> numpy: an implementation's processes together
+        for a in members:
+            kinds.setdefault(a.alt.split("#")[0], []).extend(t.rounds.get(a.alt, []))
+        for a, b in self.pairs(sorted(kinds)):
+            r = ratio(kinds.get(a, []), kinds.get(b, []))
             if r is None or r.low is None or r.half_width > self.budget.target:
                 return False
         return True
