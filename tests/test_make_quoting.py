@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 INHERITED = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "IMPL", "IMPLS", "NNBENCH_IMPLS", "PRESET", "MODE",
              "MACHINE", "ONLY", "ARGS", "PROCESSES", "COMPARE_FAIL", "PHASE", "NAME", "OUT", "BUDGET", "DATA",
-             "DRY_RUN", "SECONDS"}
+             "DRY_RUN", "SECONDS", "REF", "COMPARE_PROCESSES"}
 
 RECORD = f"""#!/bin/sh
 if [ "$2" = bench.make_args ]; then exec {sys.executable} "$@"; fi
@@ -66,10 +66,14 @@ def test_a_spec_with_options_goes_through_make_check_and_train(make):
 
 
 def test_bench_and_compare_quote_every_variable(make, tmp_path):
-    code, argvs, _ = make("compare", MODE="quick", MACHINE="box; touch x", ONLY="a b", PROCESSES="1",
-                          COMPARE_FAIL="15", ARGS="-k 'forward or epoch'")
+    code, argvs, _ = make("compare", REF="saved", MODE="quick", MACHINE="box; touch x", ONLY="a b",
+                          COMPARE_PROCESSES="1", COMPARE_FAIL="15", ARGS="-k 'forward or epoch'")
     assert argvs == [["-m", "bench.run", "--mode=quick", "--processes=1", "--compare", "--compare-fail=15",
                       "--machine=box; touch x", "--only=a b", "--", "-k", "forward or epoch"]]
+    code, argvs, _ = make("compare", REF="HEAD~1; touch x")         # today's and REF's in the same trials
+    assert argvs == [["-m", "bench.run", "--mode=quick", "--processes=2", "--ref=HEAD~1; touch x",
+                      "--compare-fail=3", "--"]]
+    assert make("compare")[1][0][4:6] == ["--ref=auto", "--compare-fail=3"]
     code, argvs, _ = make("bench-quick", PROCESSES="2; touch x")
     assert argvs[0][:4] == ["-m", "bench.run", "--mode=quick", "--processes=2; touch x"]
     assert [a[1] for a in argvs] == ["bench.run", "bench.report", "bench.report"]
