@@ -179,7 +179,8 @@ def fake_session(tmp_path):
         (tmp_path / "test_suite.py").write_text(SUITE.replace("ROUNDS", str(rounds)))
         env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", FAKE_ROUND=str(round_seconds),
                    FAKE_EXAMPLES=str(examples))
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "no:cacheprovider",
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "bench.harness.plugin", "-p", "bench.harness.history",
+                               "-p", "no:cacheprovider",
                                str(tmp_path / "test_suite.py"), f"--benchmark-storage=file://{storage}",
                                "--benchmark-timer=faketimer.clock", "--benchmark-disable-gc", "--benchmark-warmup=off",
                                "--bench-only=numpy", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
