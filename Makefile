@@ -68,10 +68,15 @@ TORCH_INDEX ?=
 # Triton beside it, pinned: without a GPU its interpreter runs the triton-fused kernels on the
 # CPU, which is how the tests check them (tests/test_triton_fused.py). Not in pyproject.toml: a
 # CUDA build of torch requires the Triton release it was built with (`make setup-cuda`).
+# pip byte-compiles what it installs one file at a time (torch alone has thousands): it installs
+# without (--no-compile), then compileall does it on every CPU, so no run compiles a module on import.
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check --no-compile
+COMPILE_ALL = $(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" > /dev/null
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH) triton==$(TRITON)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots,jax,sklearn]'
+	$(PIP) torch==$(TORCH) triton==$(TRITON)
+	$(PIP) -e '.[dev,plots,jax,sklearn]'
+	$(COMPILE_ALL)
 	@touch $@
 
 setup: $(STAMP)
@@ -84,8 +89,9 @@ setup: $(STAMP)
 setup-cuda:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plots,jax,sklearn]'
+	$(PIP) torch==$(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) -e '.[dev,plots,jax,sklearn]'
+	$(COMPILE_ALL)
 	$(PY) -c 'import torch, triton; assert torch.cuda.is_available(), f"torch {torch.__version__} sees no CUDA device: a CPU build? set TORCH_INDEX"; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), triton {triton.__version__}, {torch.cuda.get_device_name()}")'
 	@touch $(STAMP)
 

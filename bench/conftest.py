@@ -9,8 +9,7 @@ declines the network skips with its reason; any other error fails.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -39,13 +38,10 @@ class Settings:
 
 
 def _settings(config) -> Settings:
-    mode = MODES[config.getoption("bench_mode")]
-    _, processes = config.getoption("bench_process")
-    if processes > 1:   # one of P processes timing the same epochs: a Pth of the rounds each, 3 at least
-        share = lambda rounds: max(min(3, rounds), math.ceil(rounds / processes))  # noqa: E731
-        mode = replace(mode, epoch_seconds=mode.epoch_seconds / processes,
-                       epoch_rounds=tuple(map(share, mode.epoch_rounds)))
-    return Settings(mode, PRESETS[config.getoption("bench_preset")], config.getoption("bench_threads"))
+    # With several processes (--bench-process K/P) each is a member of every trial, whose driver says
+    # when a benchmark's trials end (bench.harness.trials): the mode's rounds are not shared out.
+    return Settings(MODES[config.getoption("bench_mode")], PRESETS[config.getoption("bench_preset")],
+                    config.getoption("bench_threads"))
 
 
 def tta_params(mode: Mode, among=None):

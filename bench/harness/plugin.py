@@ -72,9 +72,9 @@ def pytest_addoption(parser):
                     help="benchmark only these implementations (repeatable); the others are deselected. "
                          "`python -m bench.run` gives each implementation its own process this way")
     group.addoption("--bench-process", type=_share, default=(1, 1), metavar="K/P",
-                    help="this session is process K of P timing the same benchmarks (python -m bench.run "
-                         "pools their rounds): epochs time 1/P of the mode's rounds (3 at least), and time "
-                         "to accuracy runs in process 1 only. Default: 1/1")
+                    help="this session is process K of P timing the same benchmarks (python -m bench.run): "
+                         "each process's rounds are members of the same trials, and time to accuracy "
+                         "runs in process 1 only. Default: 1/1")
     group.addoption("--bench-machine", metavar="NAME", default=None,
                     help="this machine's label: its history folder (<storage>/NAME/) and its column when "
                          "machines are compared. Default: CPU model, logical CPUs and GPU, e.g. "
