@@ -70,8 +70,9 @@ TORCH_INDEX ?=
 # CUDA build of torch requires the Triton release it was built with (`make setup-cuda`).
 # pip byte-compiles what it installs one file at a time (torch alone has thousands): it installs
 # without (--no-compile), then compileall does it on every CPU, so no run compiles a module on import.
+# A file it cannot compile is passed over, as pip passes it over (torch ships one in Python 3.12 syntax).
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check --no-compile
-COMPILE_ALL = $(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" > /dev/null
+COMPILE_ALL = $(PY) -c 'import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path("purelib"), quiet=2, workers=0)'
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==$(TORCH) triton==$(TRITON)
