@@ -127,7 +127,7 @@ def _pinned_threads(bench, mnist):
     peak under that pin."""
     from impls.core import threads
     threads.pin(bench.threads)
-    gemm_peak()
+    gemm_peak(n=bench.mode.gemm_n)
 
 
 @pytest.fixture(autouse=True)

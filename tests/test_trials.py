@@ -2,9 +2,11 @@
 (tests/trial_worker.py, the real turns protocol): one process at a time, every member once per
 trial in a random order, trials that end, a round that lost its CPU retried, and processes that
 die or hang. Seconds, no framework; nothing here depends on how fast anything ran."""
+import subprocess
 import sys
 from pathlib import Path
 
+from bench.harness.cpu import SETTLE_MOST, quiet
 from bench.harness.trials import Alternative, Budget, Driver
 from bench.harness.turns import ALT_ENV
 from bench.harness.turns import ENV as TURNS_ENV
@@ -68,3 +70,35 @@ def test_a_round_that_lost_its_cpu_is_recorded_unclean_and_costs_a_trial_more(tm
     first = eval(kept[0].split(" ", 2)[2])[0]               # noqa: S307 (our own repr of a list of dicts)
     assert first["clean"] is False and first["others"] > 0.05
     assert record["g1"]["trials"] >= 4 and record["g1"]["retried_rounds"] >= 1
+
+
+SPINNER = """
+import sys, threading
+stop = threading.Event()
+def spin():
+    while not stop.is_set():
+        pass
+threading.Thread(target=spin).start()
+print("spinning", flush=True)
+sys.stdin.readline()
+stop.set()
+print("stopped", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_the_next_turn_waits_while_the_last_process_still_has_a_thread_spinning():
+    """As a BLAS pool busy-waits after its work, a thread spins while the process waits for its turn.
+    Its CPU time shows only at the kernel's clock ticks, so the wait goes by the threads' states."""
+    proc = subprocess.Popen([sys.executable, "-c", SPINNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "spinning\n"
+        assert quiet(proc.pid) >= SETTLE_MOST                   # waited as long as it may, never longer
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "stopped\n"
+        assert quiet(proc.pid) < SETTLE_MOST / 2               # the thread ended: idle at once
+    finally:
+        proc.kill()
+        proc.wait()
+

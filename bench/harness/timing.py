@@ -102,8 +102,9 @@ BLOCK_SECONDS = 0.05
 
 def time_block(benchmark, work, sync, rounds: int):
     """Forward/backward timed in turns (``bench.harness.turns``): each round a block of calls of
-    ``work`` lasting about BLOCK_SECONDS (the count from one untimed block), ``sync()`` once at its
-    end by the timer, its time in seconds per call. Returns the last call's result."""
+    ``work`` lasting about BLOCK_SECONDS, ``sync()`` once at its end by the timer, its time in seconds
+    per call. The count comes from one untimed call, then from one untimed block of that many (a
+    single microsecond call mostly times its own overheads). Returns the last call's result."""
     from .turns import pedantic
     once = seconds_of(lambda: (work.fn(*work.args), sync()))
     calls = max(1, min(100_000, round(BLOCK_SECONDS / max(once, 1e-7))))
