@@ -357,6 +357,19 @@ def trials_run():
     return data
 
 
+def test_a_timing_in_trials_is_marked_shared_only_when_none_of_its_rounds_was_clean(tmp_path):
+    """Its figures come from its clean rounds alone; a clean 50 ms round may hold a clock tick of others'."""
+    data = trials_run()
+    numpy_b10 = next(b for b in data["benchmarks"] if b["extra_info"]["phase"] == "epoch"
+                     and b["extra_info"]["impl"] == "numpy" and b["extra_info"]["batch"] == 10)
+    numpy_b10["extra_info"]["other_processes_cpu_share"] = 0.2        # the rounds' median share
+    (tmp_path / "clean").mkdir(), (tmp_path / "lost").mkdir()
+    assert "‡" not in row(render(tmp_path / "clean", data)["epoch.md"], "**Time**", "numpy")[0]
+    for r in numpy_b10["extra_info"]["rounds"]:
+        r.update(clean=False, others=0.2)
+    assert row(render(tmp_path / "lost", data)["epoch.md"], "**Time**", "numpy")[0].endswith("‡")
+
+
 def test_a_run_with_trials_shows_paired_ratios_with_their_intervals(tmp_path):
     files = render(tmp_path, trials_run())
     readme, epoch = files["README.md"], files["epoch.md"]
@@ -408,5 +421,5 @@ def test_with_trials_a_time_without_a_clean_round_or_an_interval_is_flagged(tmp_
         r["clean"] = False
     few = with_trials(timing("forward", "fast", 10, 5e-6), machine=[1.0] * 2)
     forward = render(tmp_path, run_json([lost, few]))["forward.md"]
-    assert row(forward, "**Time**", "numpy") == ["10 µs ⚠"] and row(forward, "**Time**", "fast") == ["5 µs ⚠"]
+    assert row(forward, "**Time**", "numpy") == ["10 µs ⚠ ‡"] and row(forward, "**Time**", "fast") == ["5 µs ⚠"]
     assert row(forward, "Speedup vs `numpy`", "fast") == ["2.00× ⚠"]          # no shared clean trial: medians, ⚠

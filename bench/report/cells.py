@@ -15,8 +15,12 @@ from .reading import Run, Timing
 
 
 def shared(*timings: Timing) -> bool:
-    """Other processes took more than OTHERS_WARN of the CPUs during one of these timings."""
-    return any((t.extra.get("other_processes_cpu_share") or 0) > OTHERS_WARN for t in timings)
+    """Other processes took more than OTHERS_WARN of the CPUs during one of these timings. One timed in
+    trials is judged by its rounds, as its figures are: only clean rounds are summarized and paired
+    (bench.harness.cpu.clean, which allows the clock's resolution: two ticks per CPU are more than
+    OTHERS_WARN of a 50 ms block), so it is shared only when not one of its rounds was clean."""
+    return any(not any(r.get("clean", True) for r in t.rounds) if t.rounds
+               else (t.extra.get("other_processes_cpu_share") or 0) > OTHERS_WARN for t in timings)
 
 
 def fmt_spread(t: Timing) -> str:
