@@ -357,6 +357,19 @@ def trials_run():
     return data
 
 
+def test_the_answer_calls_two_a_tie_when_their_paired_interval_holds_one(tmp_path):
+    """The faster by median may be the slower by pairs: noise is said to be noise."""
+    numpy = with_trials(timing("epoch", "numpy", 10, 0.300), noise=0.03, seed=1)
+    close = with_trials(timing("epoch", "fast", 10, 0.299), noise=0.03, seed=2)
+    far = with_trials(timing("epoch", "fast", 10, 0.200), noise=0.01, seed=2)
+    for name, fast, said in (("close", close, "(`numpy`, a tie)"), ("far", far, "(`numpy`)")):
+        (tmp_path / name).mkdir()
+        data = run_json([numpy, fast])
+        data["nnbench"].update(schema=2, design="interleaved")
+        answer = row(render(tmp_path / name, data)["README.md"], "## Answer", "epoch")
+        assert answer[1] == "`fast`" and answer[3].endswith(said), answer
+
+
 def test_a_timing_in_trials_is_marked_shared_only_when_none_of_its_rounds_was_clean(tmp_path):
     """Its figures come from its clean rounds alone; a clean 50 ms round may hold a clock tick of others'."""
     data = trials_run()

@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES
 from ..harness.timing import fmt_time
-from .cells import ratio
+from .cells import paired, ratio
 from .reading import Run, Timing
 
 #: prose is wrapped at this many columns: Markdown joins the lines, a terminal and a diff show them whole
@@ -104,9 +104,16 @@ def answer_rows(run: Run, phases=BATCH_PHASES, batches=None) -> list[list[str]]:
             best, nxt = ranked[0], (ranked[1] if len(ranked) > 1 else None)
             numpy = next((t for t in ranked if t.impl == YARDSTICK), None)
             rows.append([p.name, f"b={b}", f"`{best.impl}`", timing_text(best),
-                         ratio(nxt, best) + (f" (`{nxt.impl}`)" if nxt else ""),
+                         ratio(nxt, best) + (f" (`{nxt.impl}`{', a tie' if tie(nxt, best) else ''})" if nxt else ""),
                          "is numpy" if best.impl == YARDSTICK else ratio(numpy, best)])
     return rows
+
+
+def tie(slow: Timing, fast: Timing) -> bool:
+    """The two are not told apart: their paired ratio's interval holds 1 (the faster by median may be
+    the slower by pairs). Without trials there is no interval, and no tie is claimed."""
+    r = paired(slow, fast)
+    return r is not None and r.low is not None and r.high is not None and r.low <= 1 <= r.high
 
 
 def tta_answer_rows(run: Run, presets: list[str]) -> list[list[str]]:

@@ -142,7 +142,8 @@ def render(run: Run, plot_names=()) -> dict[str, str]:
         "## Answer", "",
         para("Per phase and batch size, the fastest implementation, its median time (an epoch: seconds per epoch "
              "of the training set) and how many times faster it is per example than the next fastest and than "
-             "`numpy`. " + (method(run) + " ‡: other processes shared the CPUs during one of the two timings."
+             "`numpy`. " + (method(run) + " *A tie*: the interval holds 1, so the two are not told apart. ‡: other "
+                            "processes shared the CPUs during one of the two timings."
                             + (" Time to target's ratios are of medians over seeds (not a round's time)."
                                if tta_measured(run) else "")
                             if run.trials else
