@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.baseline_tree import (REPO, BaselineError, checkout, default_rev, prepare, resolve, sides,
-                                         where_from)
+from bench.harness.baseline_tree import REPO, BaselineError, default_rev, prepare, resolve, sides, where_from
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -101,23 +100,25 @@ def test_not_a_repository_is_one_line(tmp_path):
         assert "\n" not in str(err.value)
 
 
-def test_checkout_removes_its_folder_even_on_an_exception(history):
+def test_the_sides_folders_are_removed_even_on_an_exception(history):
     repo, _ = history
     with pytest.raises(RuntimeError, match="inside"):
-        with checkout("HEAD", repo) as folder:
-            assert (folder / "impls" / "constant.py").read_text() == "VALUE = 2\n"
+        with sides("HEAD", repo) as (base, head):
+            assert (base / "impls" / "constant.py").read_text() == "VALUE = 2\n"
             raise RuntimeError("inside")
-    assert not folder.exists() and not folder.parent.exists()
+    scratch = base.parent.parent
+    assert scratch == head.parent.parent and not scratch.exists()
 
 
 def test_the_real_repository_beats_the_editable_install_and_is_left_as_it_was():
     """The .venv's editable finder maps impls to this checkout; the folder's copy must win, and
     preparing it must change nothing git can see."""
     before = git(REPO, "status", "--porcelain", "--untracked-files=all")
-    with checkout("HEAD", REPO) as folder:
-        found = where_from(folder)
-        assert found["impls"] == str(folder / "impls" / "__init__.py")
-        assert Path(found["bench"]).resolve() == REPO / "bench" / "__init__.py"
+    with sides("HEAD", REPO) as folders:
+        for folder in folders:
+            found = where_from(folder)
+            assert found["impls"] == str(folder / "impls" / "__init__.py")
+            assert Path(found["bench"]).resolve() == REPO / "bench" / "__init__.py"
     assert git(REPO, "status", "--porcelain", "--untracked-files=all") == before
 
 

@@ -168,21 +168,9 @@ def _check_imports(folder: Path, top: Path) -> None:
 
 
 @contextlib.contextmanager
-def checkout(rev: str, repo=REPO):
-    """``prepare`` REF into a temporary folder, yield its path, and remove the folder afterwards,
-    whatever happens inside (an error, an interrupt)."""
-    sha = resolve(rev, repo)
-    scratch = Path(tempfile.mkdtemp(prefix="nnbench-baseline-"))
-    try:
-        yield prepare(sha, repo, scratch / "tree")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def sides(rev: str, repo=REPO):
     """(REF's folder, today's folder), prepared alike in one temporary folder (paths of one length),
-    removed afterwards whatever happens inside."""
+    removed afterwards whatever happens inside (an error, an interrupt)."""
     sha = resolve(rev, repo)
     scratch = Path(tempfile.mkdtemp(prefix="nnbench-compare-"))
     try:

@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from ..harness.phases import BATCH_PHASES
 from ..harness.timing import fmt_time
-from .cells import paired, ratio
+from .cells import paired, ratio, ratio_text
 from .reading import Run, Timing
 
 #: prose is wrapped at this many columns: Markdown joins the lines, a terminal and a diff show them whole
@@ -103,16 +103,19 @@ def answer_rows(run: Run, phases=BATCH_PHASES, batches=None) -> list[list[str]]:
                 continue
             best, nxt = ranked[0], (ranked[1] if len(ranked) > 1 else None)
             numpy = next((t for t in ranked if t.impl == YARDSTICK), None)
-            rows.append([p.name, f"b={b}", f"`{best.impl}`", timing_text(best),
-                         ratio(nxt, best) + (f" (`{nxt.impl}`{', a tie' if tie(nxt, best) else ''})" if nxt else ""),
+            if nxt is None:
+                than_next = "—"
+            else:
+                r = paired(nxt, best)
+                than_next = ratio_text(nxt, best, r) + f" (`{nxt.impl}`{', a tie' if tie(r) else ''})"
+            rows.append([p.name, f"b={b}", f"`{best.impl}`", timing_text(best), than_next,
                          "is numpy" if best.impl == YARDSTICK else ratio(numpy, best)])
     return rows
 
 
-def tie(slow: Timing, fast: Timing) -> bool:
-    """The two are not told apart: their paired ratio's interval holds 1 (the faster by median may be
-    the slower by pairs). Without trials there is no interval, and no tie is claimed."""
-    r = paired(slow, fast)
+def tie(r) -> bool:
+    """Two implementations are not told apart: their paired ratio's interval holds 1 (the faster by
+    median may be the slower by pairs). Without trials there is no interval, and no tie is claimed."""
     return r is not None and r.low is not None and r.high is not None and r.low <= 1 <= r.high
 
 

@@ -19,8 +19,11 @@ def shared(*timings: Timing) -> bool:
     trials is judged by its rounds, as its figures are: only clean rounds are summarized and paired
     (bench.harness.cpu.clean, which allows the clock's resolution: two ticks per CPU are more than
     OTHERS_WARN of a 50 ms block), so it is shared only when not one of its rounds was clean."""
-    return any(not any(r.get("clean", True) for r in t.rounds) if t.rounds
-               else (t.extra.get("other_processes_cpu_share") or 0) > OTHERS_WARN for t in timings)
+    def one(t: Timing) -> bool:
+        if t.rounds:
+            return not any(r.get("clean", True) for r in t.rounds)
+        return (t.extra.get("other_processes_cpu_share") or 0) > OTHERS_WARN
+    return any(map(one, timings))
 
 
 def fmt_spread(t: Timing) -> str:
@@ -52,9 +55,11 @@ def ratio(slow: Timing | None, fast: Timing) -> str:
     """How many times faster ``fast`` is than ``slow`` per example. With trials: the paired ratio and
     its interval (⚠ when wider than ±10%); without: the medians' ratio, ⚠ if either timing was
     unstable. ‡ if other processes took a share of the CPUs during either."""
-    if slow is None:
-        return "—"
-    r = paired(slow, fast)
+    return "—" if slow is None else ratio_text(slow, fast, paired(slow, fast))
+
+
+def ratio_text(slow: Timing, fast: Timing, r: Ratio | None) -> str:
+    """``ratio``'s text, given ``paired(slow, fast)`` (a caller that needs the Ratio too computes it once)."""
     if r is not None:
         text = fmt_ratio(r)
     else:
